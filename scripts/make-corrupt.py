@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""Write the handcrafted corrupt GGUF files of tests/data/corrupt/, one per failure mode the
+reader handles. Each starts from a small valid GGUF and breaks exactly one thing.
+
+    scripts/make-corrupt.py tests/data/corrupt
+
+The expected error of each file is in tests/data/corrupt/expected.txt (checked by test_gguf).
+"""
+import os
+import struct
+import sys
+
+
+def s(b):
+    b = b.encode() if isinstance(b, str) else b
+    return struct.pack("<Q", len(b)) + b
+
+
+def kv(key, vtype, payload):
+    return s(key) + struct.pack("<I", vtype) + payload
+
+
+def tensor(name, dims, ggml_type, offset):
+    return s(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims) + \
+        struct.pack("<IQ", ggml_type, offset)
+
+
+def gguf(kvs, tensors, data=b"", align=32, version=3, magic=b"GGUF", n_kv=None, n_tensors=None):
+    head = magic + struct.pack("<I", version)
+    head += struct.pack("<QQ", len(tensors) if n_tensors is None else n_tensors, len(kvs) if n_kv is None else n_kv)
+    head += b"".join(kvs) + b"".join(tensors)
+    head += b"\0" * (-len(head) % align)
+    return head + data
+
+
+NAME = kv("general.name", 8, s("tiny"))
+ARCH = kv("general.architecture", 8, s("llama"))
+F32 = 0
+
+
+def files():
+    ok_t = [tensor("a", [8], F32, 0), tensor("b", [4, 2], F32, 32)]
+    data = bytes(range(64))
+    yield "valid.gguf", gguf([ARCH, NAME], ok_t, data)
+    full = gguf([ARCH, NAME], ok_t, data)
+    yield "truncated-header.gguf", full[:100]  # inside the second key/value
+    yield "bad-magic.gguf", gguf([NAME], [], magic=b"GGUX")
+    yield "bad-version.gguf", gguf([NAME], [], version=1)
+    yield "string-past-end.gguf", gguf([kv("general.name", 8, struct.pack("<Q", 1 << 40) + b"tiny")], [])
+    yield "array-past-end.gguf", gguf([kv("tokens", 9, struct.pack("<IQ", 8, 1 << 33) + s("a"))], [])
+    yield "huge-kv-count.gguf", gguf([NAME], [], n_kv=1 << 60)
+    yield "huge-tensor-count.gguf", gguf([NAME], [], n_tensors=1 << 61)
+    yield "unknown-value-type.gguf", gguf([kv("general.x", 13, b"\0" * 8)], [])
+    yield "unknown-array-type.gguf", gguf([kv("general.x", 9, struct.pack("<IQ", 42, 1) + b"\0" * 8)], [])
+    yield "bad-bool.gguf", gguf([kv("general.flag", 7, b"\x02")], [])
+    deep = struct.pack("<IQ", 8, 0)
+    for _ in range(9):
+        deep = struct.pack("<IQ", 9, 1) + deep
+    yield "arrays-too-deep.gguf", gguf([kv("general.deep", 9, deep)], [])
+    yield "duplicate-key.gguf", gguf([NAME, NAME], [])
+    yield "alignment-not-pow2.gguf", gguf([kv("general.alignment", 4, struct.pack("<I", 48))], [], align=48)
+    yield "alignment-wrong-type.gguf", gguf([kv("general.alignment", 10, struct.pack("<Q", 64))], [])
+    yield "tensor-outside-file.gguf", gguf([NAME], [tensor("a", [8], F32, 0), tensor("b", [4, 2], F32, 64)], data)
+    yield "tensors-overlap.gguf", gguf([NAME], [tensor("a", [16], F32, 0), tensor("b", [4, 2], F32, 32)], data)
+    yield "tensor-misaligned.gguf", gguf([NAME], [tensor("a", [8], F32, 4)], data)
+    yield "tensor-unknown-type.gguf", gguf([NAME], [tensor("a", [8], 4, 0)], data)
+    yield "tensor-too-many-dims.gguf", gguf([NAME], [tensor("a", [1, 1, 1, 1, 8], F32, 0)], data)
+    yield "tensor-shape-overflow.gguf", gguf([NAME], [tensor("a", [1 << 32, 1 << 32], F32, 0)], data)
+    yield "tensor-negative-dim.gguf", gguf([NAME], [tensor("a", [1 << 63], F32, 0)], data)
+    yield "tensor-bad-block.gguf", gguf([NAME], [tensor("a", [33], 8, 0)], data)  # Q8_0: blocks of 32
+    yield "duplicate-tensor.gguf", gguf([NAME], [tensor("a", [8], F32, 0), tensor("a", [8], F32, 32)], data)
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/corrupt"
+    os.makedirs(out, exist_ok=True)
+    for name, blob in files():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(blob)
+
+
+if __name__ == "__main__":
+    main()
