@@ -66,12 +66,12 @@ struct mfs_chunked {
     unsigned flags;
     char *name;
     /* under e->mu */
-    uint64_t last_idx;     /* chunk of the previous read, for sequential detection */
+    uint64_t last_idx; /* chunk of the previous read, for sequential detection */
+    unsigned run;      /* reads that moved to the next chunk in a row */
     unsigned busy;         /* entries of this stream being decoded or waited on */
-    uint64_t logged_errors;
+    uint8_t *logged;       /* chunks whose failure was logged */
 };
 
-#define MAX_LOGGED_ERRORS 16
 #define BIG_BUFFER (64u << 10)
 
 /* ---------------------------------------------------------------- buffers */
@@ -284,15 +284,17 @@ static struct entry *entry_new(mfs_engine *e, mfs_chunked *c, uint64_t idx, bool
 
 /* ---------------------------------------------------------------- decoding */
 
+/* Once per chunk (a bitmap, made at the first failure). mu held. */
 static void log_failure(mfs_chunked *c, uint64_t idx, int err)
 {
+    if (!c->logged && !(c->logged = calloc((c->n + 7) / 8, 1)))
+        return;
+    if (c->logged[idx / 8] & (1u << (idx % 8)))
+        return;
+    c->logged[idx / 8] |= (uint8_t)(1u << (idx % 8));
     uint64_t off = idx ? c->ends[idx - 1] : 0;
-    if (c->logged_errors < MAX_LOGGED_ERRORS)
-        mfs_log(MFS_LOG_ERROR, "%s: chunk %" PRIu64 " (decoded bytes %" PRIu64 "-%" PRIu64 ") cannot be decoded: %s",
-                c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt data" : strerror(-err));
-    else if (c->logged_errors == MAX_LOGGED_ERRORS)
-        mfs_log(MFS_LOG_ERROR, "%s: more chunks cannot be decoded; not logging them", c->name);
-    c->logged_errors++;
+    mfs_log(MFS_LOG_ERROR, "%s: chunk %" PRIu64 " (decoded bytes %" PRIu64 "-%" PRIu64 ") cannot be decoded: %s",
+            c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt data" : strerror(-err));
 }
 
 /* Decode x (PENDING, pinned by the caller) with mu released during the work; mu held on return. */
@@ -361,9 +363,14 @@ static void *worker_main(void *arg)
 /* Queue chunks ahead of a sequential reader at chunk `idx`. mu held. */
 static void prefetch(mfs_engine *e, mfs_chunked *c, uint64_t idx)
 {
-    bool sequential = idx + 2 >= c->last_idx && idx <= c->last_idx + 4;
+    /* Sequential: reading the same chunk again or the next one (concurrent kernel requests
+     * arrive a little out of order within a chunk, rarely across two). */
+    if (idx == c->last_idx + 1)
+        c->run++;
+    else if (idx != c->last_idx)
+        c->run = 0;
     c->last_idx = idx;
-    if (!sequential || e->n_threads == 0 || (c->flags & MFS_CHUNKED_SEQUENTIAL))
+    if (c->run == 0 || e->n_threads == 0 || (c->flags & MFS_CHUNKED_SEQUENTIAL))
         return;
     uint64_t base = c->ends[idx];
     uint64_t ahead = e->prefetch_bytes < e->budget / 2 ? e->prefetch_bytes : e->budget / 2;
@@ -558,6 +565,7 @@ void mfs_chunked_destroy(mfs_chunked *c)
     pthread_mutex_unlock(&e->mu);
     free(c->ends);
     free(c->name);
+    free(c->logged);
     free(c);
 }
 
