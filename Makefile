@@ -122,8 +122,14 @@ unit-test: $(UNIT_BIN)
 test: all $(UNIT_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh
 
-bench: all
-	MFS_BIN=$(BIN) scripts/bench-all
+# Benchmark helpers live in tests/bench/; they are built, never installed.
+BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))
+$(BUILD)/bench/%: tests/bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(MFS_CPPFLAGS) $(MFS_CFLAGS) -o $@ $< $(LIB) $(MFS_LDFLAGS) $(LOADER_LIBS)
+
+bench: all $(BENCH_BIN)
+	MFS_BIN=$(BIN) MFS_BUILD=$(BUILD) scripts/bench-all
 
 demo: all
 	MFS_BIN=$(BIN) scripts/demo.sh

@@ -118,12 +118,13 @@ static void pool_trim(mfs_engine *e, uint64_t keep)
     }
 }
 
-/* Give a buffer back: into the pool when it is big enough to be worth it. */
+/* Give a buffer back: into the pool when it is big enough to be worth it (the pool is part of
+ * the budget; buffer_for trims it when the budget needs the room). */
 static void buf_release(mfs_engine *e, uint8_t *data, size_t size)
 {
     if (!data)
         return;
-    if (size >= BIG_BUFFER && e->pool_bytes + size <= e->budget / 4) {
+    if (size >= BIG_BUFFER && e->bytes <= e->budget) {
         struct pooled *p = (struct pooled *)data;
         p->size = size;
         p->next = e->pool;
@@ -230,53 +231,55 @@ static void entry_drop(mfs_engine *e, struct entry *x)
     free(x);
 }
 
-/* Make room for `need` more bytes by evicting unpinned READY entries, oldest first.
- * Returns whether the budget now holds them. */
-static bool make_room(mfs_engine *e, uint64_t need)
+/* A buffer of `size` bytes counted in e->bytes: from the pool, or a fresh one if the budget has
+ * room, else made by evicting unpinned READY entries, oldest first (their buffers go to the pool,
+ * so a buffer of the same size is reused without a page fault). When nothing more can be evicted
+ * the budget is exceeded for a demand read (at most one chunk per reader thread) and NULL is
+ * returned for an optional one. mu held. */
+static uint8_t *buffer_for(mfs_engine *e, size_t size, bool optional)
 {
-    if (e->bytes + need > e->budget)
-        pool_trim(e, 0);
     struct entry *x = e->lru_tail;
-    while (e->bytes + need > e->budget && x) {
+    for (;;) {
+        uint8_t *data = pool_take(e, size);
+        if (data)
+            return data;
+        if (e->bytes + size <= e->budget)
+            break;
+        while (x && x->pins)
+            x = x->lru_prev;
+        if (!x)
+            break;
         struct entry *prev = x->lru_prev;
-        if (x->pins == 0) {
-            entry_drop(e, x);
-            pool_trim(e, 0);
-        }
+        entry_drop(e, x);
         x = prev;
     }
-    return e->bytes + need <= e->budget;
+    if (e->bytes + size > e->budget)
+        pool_trim(e, 0); /* buffers of other sizes */
+    if (e->bytes + size > e->budget && optional)
+        return NULL;
+    uint8_t *data = buf_map(size);
+    if (data)
+        e->bytes += size;
+    return data;
 }
 
-/* A new entry with a buffer, counted in e->bytes; mu held (fresh buffers are mapped under it:
- * rare once the pool is warm). NULL if out of memory, or if `optional` and the budget has no
- * room. */
+/* A new entry in the table, with its buffer. NULL if out of memory or, when `optional`, out of
+ * budget. mu held (fresh buffers are mapped under it: rare once the pool is warm). */
 static struct entry *entry_new(mfs_engine *e, mfs_chunked *c, uint64_t idx, bool optional)
 {
     size_t size = (size_t)(c->ends[idx] - (idx ? c->ends[idx - 1] : 0));
     struct entry *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    uint8_t *data = pool_take(e, size);
-    if (!data) {
-        if (!make_room(e, size) && optional) {
-            free(x);
-            return NULL;
-        }
-        /* Beyond the budget for a demand read: at most one chunk per reader thread. */
-        e->bytes += size;
-        data = buf_map(size);
-        if (!data) {
-            e->bytes -= size;
-            free(x);
-            return NULL;
-        }
+    x->data = buffer_for(e, size, optional);
+    if (!x->data) {
+        free(x);
+        return NULL;
     }
     if (e->bytes > e->st.peak_bytes)
         e->st.peak_bytes = e->bytes;
     x->owner = c;
     x->idx = idx;
-    x->data = data;
     x->size = size;
     hash_insert(e, x);
     return x;
