@@ -377,6 +377,8 @@ static int open_file_model(mfs_model *m, const struct mfs_model_opts *opts, mfs_
         rc = mfs_plan_gguf(m, src, opts->align, err);
         if (rc == 0)
             rc = mfs_model_set_format(m, "GGUF v%" PRIu32, mfs_gguf_version(m->gguf));
+    } else if (mfs_safetensors_is(src)) {
+        rc = mfs_plan_safetensors(m, src, opts, err);
     } else {
         mfs_err_set(err, "%s: not a model file modelfs knows (no GGUF magic)", m->path);
         rc = -EINVAL;
@@ -410,7 +412,11 @@ int mfs_model_open(const char *path, const struct mfs_model_opts *opts, mfs_mode
         model_free(m);
         return rc;
     }
-    rc = open_file_model(m, opts, err);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        rc = mfs_plan_hf_dir(m, path, opts, err);
+    else
+        rc = open_file_model(m, opts, err);
     if (rc) {
         model_free(m);
         return rc;

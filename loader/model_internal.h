@@ -44,6 +44,13 @@ void mfs_meta_write(mfs_model *m, FILE *f, bool frames);
 /* Plan the snapshot of a GGUF read from `src`, re-laid out if `align` asks for it (0: keep). */
 int mfs_plan_gguf(mfs_model *m, mfs_source *src, uint32_t align, mfs_err *err);
 
+/* Plan the snapshot of a safetensors file read from `src` (loader/safetensors.c). */
+int mfs_plan_safetensors(mfs_model *m, mfs_source *src, const struct mfs_model_opts *opts, mfs_err *err);
+/* Does this decoded source start like a safetensors file (u64 header length, then '{')? */
+bool mfs_safetensors_is(mfs_source *src);
+/* Plan the snapshot of a Hugging Face checkpoint directory (loader/hf.c). */
+int mfs_plan_hf_dir(mfs_model *m, const char *dir, const struct mfs_model_opts *opts, mfs_err *err);
+
 /* Appends exactly t->size bytes of extents for tensor i. */
 typedef int (*mfs_plan_tensor_fn)(void *ctx, mfs_model *m, uint64_t i, const struct mfs_gguf_tensor *t);
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "container.h"
 #include "zstd_src.h"
 
 struct mfs_source {
@@ -236,13 +237,14 @@ int mfs_source_open(const char *path, const struct mfs_open_opts *opts, mfs_sour
         mfs_source_unref(file);
         return rc;
     }
-    if (mfs_zstd_is_zstd(head, n)) {
+    bool zstd = mfs_zstd_is_zstd(head, n), container = mfs_container_is(head, n);
+    if (zstd || container) {
         if (!opts || !opts->engine) {
             mfs_err_set(err, "%s: compressed source opened without a decode engine", path);
             mfs_source_unref(file);
             return -EINVAL;
         }
-        return mfs_zstd_open(file, opts->engine, out, err);
+        return zstd ? mfs_zstd_open(file, opts->engine, out, err) : mfs_container_open(file, opts->engine, out, err);
     }
     *out = file;
     return 0;
