@@ -1,0 +1,574 @@
+/* The container's chunk codecs: byte planes for floats, field planes for quantized blocks, each
+ * plane a zstd frame tuned as an entropy coder or raw bytes; and the inverse shuffle that puts the
+ * planes back together (scalar, AVX2, AVX-512, chosen at run time). */
+#include "container.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+/* XXH3_64bits_dispatch: libxxhash picks its AVX2/AVX-512 code at run time (the plain entry point
+ * is built for SSE2 and hashes at a third of the speed) */
+#include <xxh_x86dispatch.h>
+#define MFZ_X86 1
+#else
+#include <xxhash.h>
+#define MFZ_X86 0
+#endif
+
+#include "mfs_ggml.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the container codecs assume a little-endian host"
+#endif
+
+/* ---------------------------------------------------------------- layouts */
+
+struct field_table {
+    uint8_t n;
+    struct {
+        uint16_t off, len;
+    } f[MFZ_MAX_PLANES];
+};
+
+/* Field planes of each quantized ggml type, from ggml's block_* structs. A 2-byte scale (ggml_half)
+ * becomes two 1-byte planes: its high byte (sign, exponent) compresses, its low byte hardly does. */
+#define F1(o) {o, 1}
+#define H2(o) F1(o), F1((o) + 1)
+static const struct field_table k_fields[MFS_GGML_TYPE_COUNT] = {
+    [MFS_GGML_Q4_0] = {3, {H2(0), {2, 16}}},
+    [MFS_GGML_Q4_1] = {5, {H2(0), H2(2), {4, 16}}},
+    [MFS_GGML_Q5_0] = {4, {H2(0), {2, 4}, {6, 16}}},
+    [MFS_GGML_Q5_1] = {6, {H2(0), H2(2), {4, 4}, {8, 16}}},
+    [MFS_GGML_Q8_0] = {3, {H2(0), {2, 32}}},
+    [MFS_GGML_Q8_1] = {5, {H2(0), H2(2), {4, 32}}},
+    [MFS_GGML_Q2_K] = {6, {{0, 16}, {16, 64}, H2(80), H2(82)}},
+    [MFS_GGML_Q3_K] = {5, {{0, 32}, {32, 64}, {96, 12}, H2(108)}},
+    [MFS_GGML_Q4_K] = {6, {H2(0), H2(2), {4, 12}, {16, 128}}},
+    [MFS_GGML_Q5_K] = {7, {H2(0), H2(2), {4, 12}, {16, 32}, {48, 128}}},
+    [MFS_GGML_Q6_K] = {5, {{0, 128}, {128, 64}, {192, 16}, H2(208)}},
+    [MFS_GGML_Q8_K] = {6, {H2(0), H2(2), {4, 256}, {260, 32}}},
+    [MFS_GGML_IQ2_XXS] = {3, {H2(0), {2, 64}}},
+    [MFS_GGML_IQ2_XS] = {4, {H2(0), {2, 64}, {66, 8}}},
+    [MFS_GGML_IQ3_XXS] = {3, {H2(0), {2, 96}}},
+    [MFS_GGML_IQ1_S] = {4, {H2(0), {2, 32}, {34, 16}}},
+    [MFS_GGML_IQ4_NL] = {3, {H2(0), {2, 16}}},
+    [MFS_GGML_IQ3_S] = {6, {H2(0), {2, 64}, {66, 8}, {74, 32}, {106, 4}}},
+    [MFS_GGML_IQ2_S] = {5, {H2(0), {2, 64}, {66, 8}, {74, 8}}},
+    [MFS_GGML_IQ4_XS] = {5, {H2(0), {2, 2}, {4, 4}, {8, 128}}},
+    [MFS_GGML_IQ1_M] = {3, {{0, 32}, {32, 16}, {48, 8}}},
+    [MFS_GGML_TQ1_0] = {4, {{0, 48}, {48, 4}, H2(52)}},
+    [MFS_GGML_TQ2_0] = {3, {{0, 64}, H2(64)}},
+    [MFS_GGML_MXFP4] = {2, {F1(0), {1, 16}}},
+    /* plain integers and F64: byte planes */
+    [MFS_GGML_I16] = {2, {F1(0), F1(1)}},
+    [MFS_GGML_I32] = {4, {F1(0), F1(1), F1(2), F1(3)}},
+    [MFS_GGML_I64] = {8, {F1(0), F1(1), F1(2), F1(3), F1(4), F1(5), F1(6), F1(7)}},
+    [MFS_GGML_F64] = {8, {F1(0), F1(1), F1(2), F1(3), F1(4), F1(5), F1(6), F1(7)}},
+};
+#undef F1
+#undef H2
+static_assert(sizeof k_fields / sizeof k_fields[0] == MFS_GGML_TYPE_COUNT, "field table follows the ggml enum");
+
+static const char *const k_codec_names[MFZ_CODEC_COUNT] = {
+    [MFZ_RAW] = "raw", [MFZ_ZERO] = "zero", [MFZ_ZSTD] = "zstd", [MFZ_BF16] = "bf16-planes",
+    [MFZ_F16] = "f16-planes", [MFZ_F32] = "f32-planes", [MFZ_BLOCKS] = "fields",
+};
+static_assert(sizeof k_codec_names / sizeof k_codec_names[0] == MFZ_CODEC_COUNT, "names follow the enum");
+
+const char *mfz_codec_name(unsigned codec)
+{
+    return codec < MFZ_CODEC_COUNT ? k_codec_names[codec] : "unknown";
+}
+
+int mfz_layout_of(unsigned codec, unsigned param, struct mfz_layout *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (codec) {
+    case MFZ_BF16:
+    case MFZ_F16:
+    case MFZ_F32: {
+        uint32_t w = codec == MFZ_F32 ? 4 : 2;
+        if (param != 0)
+            return -EINVAL;
+        out->elem = w;
+        out->n_planes = w;
+        out->rotate = true;
+        for (uint32_t p = 0; p < w; p++) {
+            out->off[p] = (uint16_t)p;
+            out->len[p] = 1;
+        }
+        return 0;
+    }
+    case MFZ_BLOCKS: {
+        if (param >= MFS_GGML_TYPE_COUNT || k_fields[param].n == 0)
+            return -EINVAL;
+        const struct field_table *t = &k_fields[param];
+        out->elem = mfs_ggml_type_size(param);
+        out->n_planes = t->n;
+        for (uint32_t p = 0; p < t->n; p++) {
+            out->off[p] = t->f[p].off;
+            out->len[p] = t->f[p].len;
+        }
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+unsigned mfz_codec_for_type(uint32_t type, unsigned *param)
+{
+    *param = 0;
+    switch (type) {
+    case MFS_GGML_BF16: return MFZ_BF16;
+    case MFS_GGML_F16: return MFZ_F16;
+    case MFS_GGML_F32: return MFZ_F32;
+    default:
+        if (type < MFS_GGML_TYPE_COUNT && k_fields[type].n) {
+            *param = type;
+            return MFZ_BLOCKS;
+        }
+        return MFZ_ZSTD;
+    }
+}
+
+uint64_t mfz_checksum(const void *p, size_t n)
+{
+    return XXH3_64bits(p, n);
+}
+
+/* ---------------------------------------------------------------- shuffles */
+
+static inline uint16_t rotl16(uint16_t v) { return (uint16_t)(v << 1 | v >> 15); }
+static inline uint16_t rotr16(uint16_t v) { return (uint16_t)(v >> 1 | v << 15); }
+static inline uint32_t rotl32(uint32_t v) { return v << 1 | v >> 31; }
+static inline uint32_t rotr32(uint32_t v) { return v >> 1 | v << 31; }
+
+void mfz_split(const struct mfz_layout *l, const uint8_t *src, size_t n, uint8_t *const *planes)
+{
+    if (l->rotate && l->elem == 2) {
+        uint8_t *p0 = planes[0], *p1 = planes[1];
+        for (size_t i = 0; i < n; i++) {
+            uint16_t v;
+            memcpy(&v, src + 2 * i, 2);
+            v = rotl16(v);
+            p0[i] = (uint8_t)v;
+            p1[i] = (uint8_t)(v >> 8);
+        }
+        return;
+    }
+    if (l->rotate && l->elem == 4) {
+        for (size_t i = 0; i < n; i++) {
+            uint32_t v;
+            memcpy(&v, src + 4 * i, 4);
+            v = rotl32(v);
+            planes[0][i] = (uint8_t)v;
+            planes[1][i] = (uint8_t)(v >> 8);
+            planes[2][i] = (uint8_t)(v >> 16);
+            planes[3][i] = (uint8_t)(v >> 24);
+        }
+        return;
+    }
+    for (uint32_t p = 0; p < l->n_planes; p++) {
+        size_t len = l->len[p];
+        const uint8_t *s = src + l->off[p];
+        uint8_t *d = planes[p];
+        for (size_t i = 0; i < n; i++)
+            memcpy(d + i * len, s + i * l->elem, len);
+    }
+}
+
+static void merge2_scalar(const uint8_t *p0, const uint8_t *p1, size_t n, uint8_t *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v = rotr16((uint16_t)(p0[i] | p1[i] << 8));
+        memcpy(dst + 2 * i, &v, 2);
+    }
+}
+
+static void merge4_scalar(const uint8_t *const *p, size_t n, uint8_t *dst)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)p[0][i] | (uint32_t)p[1][i] << 8 | (uint32_t)p[2][i] << 16 | (uint32_t)p[3][i] << 24;
+        v = rotr32(v);
+        memcpy(dst + 4 * i, &v, 4);
+    }
+}
+
+/* Copy one field of every block; constant lengths let the compiler inline the copies. */
+#define FIELD_LOOP(LEN)                                                                                        \
+    for (size_t i = 0; i < n; i++)                                                                             \
+        memcpy(d + i * elem, s + i * (LEN), (LEN));
+static void merge_fields(const struct mfz_layout *l, const uint8_t *const *planes, size_t n, uint8_t *dst)
+{
+    size_t elem = l->elem;
+    for (uint32_t p = 0; p < l->n_planes; p++) {
+        const uint8_t *s = planes[p];
+        uint8_t *d = dst + l->off[p];
+        switch (l->len[p]) {
+        case 1: FIELD_LOOP(1) break;
+        case 2: FIELD_LOOP(2) break;
+        case 4: FIELD_LOOP(4) break;
+        case 8: FIELD_LOOP(8) break;
+        case 12: FIELD_LOOP(12) break;
+        case 16: FIELD_LOOP(16) break;
+        case 32: FIELD_LOOP(32) break;
+        case 64: FIELD_LOOP(64) break;
+        case 128: FIELD_LOOP(128) break;
+        default: {
+            size_t len = l->len[p];
+            for (size_t i = 0; i < n; i++)
+                memcpy(d + i * elem, s + i * len, len);
+        }
+        }
+    }
+}
+#undef FIELD_LOOP
+
+#if MFZ_X86
+/* 32 elements of 2 bytes per step. unpack works inside 128-bit lanes: lo holds elements 0-7 and
+ * 16-23, hi 8-15 and 24-31; the lane permutes put them back in order. */
+__attribute__((target("avx2"))) static size_t merge2_avx2(const uint8_t *p0, const uint8_t *p1, size_t n,
+                                                          uint8_t *dst)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(p0 + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(p1 + i));
+        __m256i lo = _mm256_unpacklo_epi8(a, b), hi = _mm256_unpackhi_epi8(a, b);
+        __m256i o0 = _mm256_permute2x128_si256(lo, hi, 0x20), o1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+        o0 = _mm256_or_si256(_mm256_srli_epi16(o0, 1), _mm256_slli_epi16(o0, 15));
+        o1 = _mm256_or_si256(_mm256_srli_epi16(o1, 1), _mm256_slli_epi16(o1, 15));
+        _mm256_storeu_si256((__m256i *)(dst + 2 * i), o0);
+        _mm256_storeu_si256((__m256i *)(dst + 2 * i + 32), o1);
+    }
+    return i;
+}
+
+/* 32 elements of 4 bytes per step: bytes to 16-bit pairs, pairs to 32-bit words, then lanes. */
+__attribute__((target("avx2"))) static size_t merge4_avx2(const uint8_t *const *p, size_t n, uint8_t *dst)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i a0 = _mm256_loadu_si256((const __m256i *)(p[0] + i));
+        __m256i a1 = _mm256_loadu_si256((const __m256i *)(p[1] + i));
+        __m256i a2 = _mm256_loadu_si256((const __m256i *)(p[2] + i));
+        __m256i a3 = _mm256_loadu_si256((const __m256i *)(p[3] + i));
+        __m256i t01lo = _mm256_unpacklo_epi8(a0, a1), t01hi = _mm256_unpackhi_epi8(a0, a1);
+        __m256i t23lo = _mm256_unpacklo_epi8(a2, a3), t23hi = _mm256_unpackhi_epi8(a2, a3);
+        __m256i u0 = _mm256_unpacklo_epi16(t01lo, t23lo); /* elements 0-3 | 16-19 */
+        __m256i u1 = _mm256_unpackhi_epi16(t01lo, t23lo); /* 4-7 | 20-23 */
+        __m256i u2 = _mm256_unpacklo_epi16(t01hi, t23hi); /* 8-11 | 24-27 */
+        __m256i u3 = _mm256_unpackhi_epi16(t01hi, t23hi); /* 12-15 | 28-31 */
+        __m256i o[4] = {_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u2, u3, 0x20),
+                        _mm256_permute2x128_si256(u0, u1, 0x31), _mm256_permute2x128_si256(u2, u3, 0x31)};
+        for (int k = 0; k < 4; k++) {
+            __m256i v = _mm256_or_si256(_mm256_srli_epi32(o[k], 1), _mm256_slli_epi32(o[k], 31));
+            _mm256_storeu_si256((__m256i *)(dst + 4 * i + 32 * k), v);
+        }
+    }
+    return i;
+}
+
+/* 64 elements of 2 bytes per step; lo holds 128-bit lanes of elements 0-7, 16-23, 32-39, 48-55. */
+__attribute__((target("avx512f,avx512bw"))) static size_t merge2_avx512(const uint8_t *p0, const uint8_t *p1,
+                                                                        size_t n, uint8_t *dst)
+{
+    const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+    const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i a = _mm512_loadu_si512((const void *)(p0 + i));
+        __m512i b = _mm512_loadu_si512((const void *)(p1 + i));
+        __m512i lo = _mm512_unpacklo_epi8(a, b), hi = _mm512_unpackhi_epi8(a, b);
+        __m512i o0 = _mm512_permutex2var_epi64(lo, first, hi), o1 = _mm512_permutex2var_epi64(lo, second, hi);
+        o0 = _mm512_or_si512(_mm512_srli_epi16(o0, 1), _mm512_slli_epi16(o0, 15));
+        o1 = _mm512_or_si512(_mm512_srli_epi16(o1, 1), _mm512_slli_epi16(o1, 15));
+        _mm512_storeu_si512((void *)(dst + 2 * i), o0);
+        _mm512_storeu_si512((void *)(dst + 2 * i + 64), o1);
+    }
+    return i;
+}
+
+/* 64 elements of 4 bytes per step. After the two unpack stages u0 holds lanes of elements
+ * 0-3, 16-19, 32-35, 48-51 (u1: +4, u2: +8, u3: +12); two permute stages restore the order. */
+__attribute__((target("avx512f,avx512bw"))) static size_t merge4_avx512(const uint8_t *const *p, size_t n,
+                                                                        uint8_t *dst)
+{
+    const __m512i first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+    const __m512i second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i a0 = _mm512_loadu_si512((const void *)(p[0] + i));
+        __m512i a1 = _mm512_loadu_si512((const void *)(p[1] + i));
+        __m512i a2 = _mm512_loadu_si512((const void *)(p[2] + i));
+        __m512i a3 = _mm512_loadu_si512((const void *)(p[3] + i));
+        __m512i t01lo = _mm512_unpacklo_epi8(a0, a1), t01hi = _mm512_unpackhi_epi8(a0, a1);
+        __m512i t23lo = _mm512_unpacklo_epi8(a2, a3), t23hi = _mm512_unpackhi_epi8(a2, a3);
+        __m512i u0 = _mm512_unpacklo_epi16(t01lo, t23lo), u1 = _mm512_unpackhi_epi16(t01lo, t23lo);
+        __m512i u2 = _mm512_unpacklo_epi16(t01hi, t23hi), u3 = _mm512_unpackhi_epi16(t01hi, t23hi);
+        __m512i v01a = _mm512_permutex2var_epi64(u0, first, u1);  /* 0-7, 16-23 */
+        __m512i v01b = _mm512_permutex2var_epi64(u0, second, u1); /* 32-39, 48-55 */
+        __m512i v23a = _mm512_permutex2var_epi64(u2, first, u3);  /* 8-15, 24-31 */
+        __m512i v23b = _mm512_permutex2var_epi64(u2, second, u3); /* 40-47, 56-63 */
+        __m512i o[4] = {_mm512_shuffle_i64x2(v01a, v23a, 0x44), _mm512_shuffle_i64x2(v01a, v23a, 0xEE),
+                        _mm512_shuffle_i64x2(v01b, v23b, 0x44), _mm512_shuffle_i64x2(v01b, v23b, 0xEE)};
+        for (int k = 0; k < 4; k++)
+            _mm512_storeu_si512((void *)(dst + 4 * i + 64 * k), _mm512_ror_epi32(o[k], 1));
+    }
+    return i;
+}
+#endif
+
+static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
+static enum mfz_isa g_isa = MFZ_ISA_SCALAR;
+
+bool mfz_isa_supported(enum mfz_isa isa)
+{
+    switch (isa) {
+    case MFZ_ISA_AUTO:
+    case MFZ_ISA_SCALAR: return true;
+#if MFZ_X86
+    case MFZ_ISA_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2");
+    case MFZ_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+#else
+    default: return false;
+#endif
+    }
+    return false;
+}
+
+static void isa_init(void)
+{
+    const char *cap = getenv("MFS_SIMD");
+    enum mfz_isa best = mfz_isa_supported(MFZ_ISA_AVX512) ? MFZ_ISA_AVX512
+                        : mfz_isa_supported(MFZ_ISA_AVX2) ? MFZ_ISA_AVX2
+                                                          : MFZ_ISA_SCALAR;
+    if (cap && strcmp(cap, "scalar") == 0)
+        best = MFZ_ISA_SCALAR;
+    else if (cap && strcmp(cap, "avx2") == 0 && best == MFZ_ISA_AVX512)
+        best = MFZ_ISA_AVX2;
+    g_isa = best;
+}
+
+enum mfz_isa mfz_isa_auto(void)
+{
+    pthread_once(&g_isa_once, isa_init);
+    return g_isa;
+}
+
+const char *mfz_isa_name(enum mfz_isa isa)
+{
+    switch (isa) {
+    case MFZ_ISA_AUTO: return "auto";
+    case MFZ_ISA_SCALAR: return "scalar";
+    case MFZ_ISA_AVX2: return "avx2";
+    case MFZ_ISA_AVX512: return "avx512";
+    }
+    return "?";
+}
+
+void mfz_merge(enum mfz_isa isa, const struct mfz_layout *l, const uint8_t *const *planes, size_t n, uint8_t *dst)
+{
+    if (isa == MFZ_ISA_AUTO)
+        isa = mfz_isa_auto();
+    if (l->rotate && l->elem == 2) {
+        size_t done = 0;
+#if MFZ_X86
+        if (isa == MFZ_ISA_AVX512)
+            done = merge2_avx512(planes[0], planes[1], n, dst);
+        else if (isa == MFZ_ISA_AVX2)
+            done = merge2_avx2(planes[0], planes[1], n, dst);
+#endif
+        merge2_scalar(planes[0] + done, planes[1] + done, n - done, dst + 2 * done);
+        return;
+    }
+    if (l->rotate && l->elem == 4) {
+        size_t done = 0;
+#if MFZ_X86
+        if (isa == MFZ_ISA_AVX512)
+            done = merge4_avx512(planes, n, dst);
+        else if (isa == MFZ_ISA_AVX2)
+            done = merge4_avx2(planes, n, dst);
+#endif
+        const uint8_t *rest[4] = {planes[0] + done, planes[1] + done, planes[2] + done, planes[3] + done};
+        merge4_scalar(rest, n - done, dst + 4 * done);
+        return;
+    }
+    merge_fields(l, planes, n, dst);
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+struct mfz_enc {
+    struct mfz_enc_params p;
+    ZSTD_CCtx *plane_cctx, *cctx;
+    uint8_t *planes;
+    size_t planes_cap;
+};
+
+void mfz_enc_params_default(struct mfz_enc_params *p, int level)
+{
+    *p = (struct mfz_enc_params){
+        .level = level,
+        .plane_level = 1,
+        .plane_strategy = ZSTD_fast,
+        .plane_min_match = 7,
+        .plane_window_log = 17,
+        .plane_hash_log = 6,
+        .min_gain = 0.02,
+    };
+}
+
+mfz_enc *mfz_enc_new(const struct mfz_enc_params *p)
+{
+    mfz_enc *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->p = *p;
+    e->plane_cctx = ZSTD_createCCtx();
+    e->cctx = ZSTD_createCCtx();
+    if (!e->plane_cctx || !e->cctx) {
+        mfz_enc_free(e);
+        return NULL;
+    }
+    ZSTD_CCtx *c = e->plane_cctx;
+    size_t r = 0;
+    r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, p->plane_level));
+    if (p->plane_strategy)
+        r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_strategy, p->plane_strategy));
+    if (p->plane_min_match)
+        r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_minMatch, p->plane_min_match));
+    if (p->plane_window_log)
+        r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, p->plane_window_log));
+    if (p->plane_hash_log)
+        r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_hashLog, p->plane_hash_log));
+    r |= ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0));
+    r |= ZSTD_isError(ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_compressionLevel, p->level));
+    r |= ZSTD_isError(ZSTD_CCtx_setParameter(e->cctx, ZSTD_c_checksumFlag, 0));
+    if (r) {
+        mfz_enc_free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void mfz_enc_free(mfz_enc *e)
+{
+    if (!e)
+        return;
+    ZSTD_freeCCtx(e->plane_cctx);
+    ZSTD_freeCCtx(e->cctx);
+    free(e->planes);
+    free(e);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
+{
+    if (codec == MFZ_ZSTD) {
+        size_t lim = cap < n ? cap : n - (n > 0);
+        size_t r = ZSTD_compress2(e->cctx, out, lim, src, n);
+        ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_only);
+        return ZSTD_isError(r) ? 0 : (long)r;
+    }
+    struct mfz_layout l;
+    if (mfz_layout_of(codec, param, &l) || n % l.elem || n > MFZ_MAX_CHUNK)
+        return -EINVAL;
+    size_t ne = n / l.elem;
+    if (e->planes_cap < n) {
+        free(e->planes);
+        e->planes_cap = 0;
+        if (!(e->planes = malloc(n ? n : 1)))
+            return -ENOMEM;
+        e->planes_cap = n;
+    }
+    uint8_t *planes[MFZ_MAX_PLANES] = {0};
+    size_t at = 0;
+    for (uint32_t p = 0; p < l.n_planes; p++) {
+        planes[p] = e->planes + at;
+        at += ne * l.len[p];
+    }
+    mfz_split(&l, src, ne, planes);
+    size_t pos = 4 * (size_t)l.n_planes;
+    if (pos > cap)
+        return 0;
+    for (uint32_t p = 0; p < l.n_planes; p++) {
+        size_t plen = ne * l.len[p];
+        /* a zstd plane must save min_gain of the plane to be worth decoding */
+        size_t worth = (size_t)((double)plen * (1.0 - e->p.min_gain));
+        size_t room = cap - pos;
+        size_t r = ZSTD_compress2(e->plane_cctx, out + pos, worth < room ? worth : room, planes[p], plen);
+        ZSTD_CCtx_reset(e->plane_cctx, ZSTD_reset_session_only);
+        if (!ZSTD_isError(r) && r < worth) {
+            put32(out + 4 * p, MFZ_PLANE_ZSTD | (uint32_t)r);
+            pos += r;
+        } else {
+            if (plen > room)
+                return 0;
+            memcpy(out + pos, planes[p], plen);
+            put32(out + 4 * p, (uint32_t)plen);
+            pos += plen;
+        }
+    }
+    return pos < n ? (long)pos : 0;
+}
+
+/* ---------------------------------------------------------------- decoder */
+
+int mfz_decode(ZSTD_DCtx *dctx, unsigned codec, unsigned param, const uint8_t *src, size_t csize, uint8_t *dst,
+               size_t n, uint8_t *scratch)
+{
+    if (codec == MFZ_ZSTD) {
+        size_t r = ZSTD_decompressDCtx(dctx, dst, n, src, csize);
+        return !ZSTD_isError(r) && r == n ? 0 : -EIO;
+    }
+    struct mfz_layout l;
+    if (mfz_layout_of(codec, param, &l) || n % l.elem || csize < 4 * (size_t)l.n_planes)
+        return -EIO;
+    size_t ne = n / l.elem;
+    const uint8_t *planes[MFZ_MAX_PLANES] = {0};
+    size_t pos = 4 * (size_t)l.n_planes, sat = 0;
+    for (uint32_t p = 0; p < l.n_planes; p++) {
+        uint32_t w = get32(src + 4 * p);
+        size_t sz = w & ~MFZ_PLANE_ZSTD, plen = ne * l.len[p];
+        if (sz > csize - pos)
+            return -EIO;
+        if (w & MFZ_PLANE_ZSTD) {
+            size_t r = ZSTD_decompressDCtx(dctx, scratch + sat, plen, src + pos, sz);
+            if (ZSTD_isError(r) || r != plen)
+                return -EIO;
+            planes[p] = scratch + sat;
+            sat += plen;
+        } else {
+            if (sz != plen)
+                return -EIO;
+            planes[p] = src + pos;
+        }
+        pos += sz;
+    }
+    if (pos != csize)
+        return -EIO;
+    mfz_merge(MFZ_ISA_AUTO, &l, planes, ne, dst);
+    return 0;
+}
