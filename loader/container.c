@@ -280,7 +280,6 @@ int mfs_container_open(mfs_source *file, mfs_engine *engine, mfs_source **out, m
     }
     if (n && (rc = mfs_source_read_exact(file, raw, n * MFZ_ENTRY_SIZE, index_off, err)))
         goto fail;
-    rc = -EINVAL;
     uint64_t sum = 0, prev_end = MFZ_HEADER_SIZE;
     for (uint64_t i = 0; i < n; i++) {
         const uint8_t *p = raw + i * MFZ_ENTRY_SIZE;
@@ -289,6 +288,7 @@ int mfs_container_open(mfs_source *file, mfs_engine *engine, mfs_source **out, m
                             .tensor = le32(p + 24), .codec = p[28], .param = p[29]};
         if (p[30] || p[31]) {
             mfs_err_set(err, "%s: chunk %" PRIu64 ": reserved index bytes are not zero", name, i);
+            rc = -EINVAL;
             goto fail;
         }
         if ((rc = check_chunk(name, i, c, prev_end, index_off, err)))
@@ -301,6 +301,7 @@ int mfs_container_open(mfs_source *file, mfs_engine *engine, mfs_source **out, m
     }
     if (sum != total) {
         mfs_err_set(err, "%s: chunks decode to %" PRIu64 " bytes, the container header says %" PRIu64, name, sum, total);
+        rc = -EINVAL;
         goto fail;
     }
     free(raw);
