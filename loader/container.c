@@ -121,8 +121,7 @@ static int chunk_decode(void *ctx, uint64_t i, void *dst, size_t size)
     } else if (c->codec == MFZ_RAW) {
         rc = mfs_source_read_exact(k->file, dst, size, c->coff, NULL);
     } else {
-        bool planes = c->codec != MFZ_ZSTD;
-        struct dec *d = dec_get(c->csize, planes ? size : 0);
+        struct dec *d = dec_get(c->csize, c->codec == MFZ_ZSTD ? 0 : MFZ_SCRATCH(size));
         if (!d)
             return -ENOMEM;
         rc = mfs_source_read_exact(k->file, d->in, c->csize, c->coff, NULL);
@@ -193,28 +192,25 @@ static int check_chunk(const char *name, uint64_t i, const struct chunk *c, uint
                     name, i, c->coff, prev_end);
         return -EINVAL;
     }
-    struct mfz_layout l;
-    bool ok;
-    switch (c->codec) {
-    case MFZ_RAW: ok = c->param == 0 && c->csize == c->dsize; break;
-    case MFZ_ZERO: ok = c->param == 0 && c->csize == 0 && c->coff == 0; break;
-    case MFZ_ZSTD: ok = c->param == 0 && c->csize > 0 && c->csize <= ZSTD_compressBound(c->dsize); break;
-    default:
-        if (mfz_layout_of(c->codec, c->param, &l)) {
-            mfs_err_set(err, "%s: chunk %" PRIu64 ": codec %s has no layout for parameter %u", name, i,
-                        mfz_codec_name(c->codec), c->param);
-            return -EINVAL;
-        }
-        if (c->dsize % l.elem) {
-            mfs_err_set(err, "%s: chunk %" PRIu64 ": decoded size %" PRIu32 " is not a multiple of the %s element size %" PRIu32,
-                        name, i, c->dsize, mfz_codec_name(c->codec), l.elem);
-            return -EINVAL;
-        }
-        ok = c->csize >= 4 * l.n_planes && c->csize - 4 * l.n_planes < c->dsize;
+    uint32_t elem;
+    int rc = mfz_check_sizes(c->codec, c->param, c->csize, c->dsize, &elem);
+    if (rc == -ENOENT) {
+        mfs_err_set(err, "%s: chunk %" PRIu64 ": codec %s has no layout for parameter %u", name, i,
+                    mfz_codec_name(c->codec), c->param);
+        return -EINVAL;
     }
-    if (!ok) {
+    if (rc == -EDOM) {
+        mfs_err_set(err, "%s: chunk %" PRIu64 ": decoded size %" PRIu32 " is not a multiple of the %s element size %" PRIu32,
+                    name, i, c->dsize, mfz_codec_name(c->codec), elem);
+        return -EINVAL;
+    }
+    if (rc) {
         mfs_err_set(err, "%s: chunk %" PRIu64 ": %" PRIu32 " stored bytes for %" PRIu32 " decoded do not fit codec %s%s",
                     name, i, c->csize, c->dsize, mfz_codec_name(c->codec), c->param ? " (parameter set)" : "");
+        return -EINVAL;
+    }
+    if (c->codec == MFZ_ZERO && c->coff != 0) {
+        mfs_err_set(err, "%s: chunk %" PRIu64 ": a zero chunk has a stored offset (%" PRIu64 ")", name, i, c->coff);
         return -EINVAL;
     }
     return 0;

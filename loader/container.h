@@ -45,8 +45,16 @@ enum mfz_codec {
     MFZ_F16 = 4,    /* same for F16 */
     MFZ_F32 = 5,    /* 4-byte elements rotated left by 1, then 4 byte planes */
     MFZ_BLOCKS = 6, /* quantized blocks of ggml type `param` split into field planes */
+    MFZ_BF16X = 7,  /* BF16 rotated left by 1; exponents as 4-bit codes from a base, two per byte
+                     * (code 15: the exponent is in the escape plane), low bytes as a plane */
     MFZ_CODEC_COUNT
 };
+
+/* MFZ_BF16X payload: u8 base exponent, u8[3] zero, u32 escapes, then the plane table (3 planes:
+ * codes (ceil(n/2) bytes, element 2k in the low nibble of byte k), low bytes (n), escapes). */
+#define MFZ_BF16X_HEADER 8u
+/* Exponent codes cover [base, base + 14]; 15 escapes. */
+#define MFZ_NIBBLE_SPAN 15u
 
 enum mfz_input { MFZ_INPUT_OTHER = 0, MFZ_INPUT_GGUF = 1, MFZ_INPUT_SAFETENSORS = 2 };
 
@@ -74,6 +82,13 @@ uint64_t mfz_checksum(const void *p, size_t n);
 const char *mfz_codec_name(unsigned codec);
 /* The plane layout of a plane codec: 0, or -EINVAL if (codec, param) has none. */
 int mfz_layout_of(unsigned codec, unsigned param, struct mfz_layout *out);
+/* Bytes per element of a codec (1 for RAW, ZERO, ZSTD): chunks hold whole elements. 0 if the
+ * codec has no such parameter. */
+uint32_t mfz_elem_size(unsigned codec, unsigned param);
+/* Element size of a codec that has elements (1 for RAW, ZERO, ZSTD) and whether `csize` stored
+ * bytes can hold `dsize` decoded ones under it: the decoder relies on these checks. */
+int mfz_check_sizes(unsigned codec, unsigned param, uint32_t csize, uint32_t dsize, uint32_t *elem);
+
 /* The codec for a tensor of ggml type `type` (MFZ_BLOCKS with *param = type for quantized types
  * that have a field table; MFZ_ZSTD for the rest). */
 unsigned mfz_codec_for_type(uint32_t type, unsigned *param);
@@ -98,13 +113,24 @@ void mfz_enc_free(mfz_enc *e);
  * saves nothing over RAW (the caller then stores the chunk raw), or -errno. */
 long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out, size_t cap);
 
+/* Bytes of scratch that mfz_decode needs for a chunk of n decoded bytes. */
+#define MFZ_SCRATCH(n) (2 * (size_t)(n) + 64)
+
+/* The codec a chunk is stored with: `codec` (the tensor type's, from mfz_codec_for_type), the byte
+ * planes when BF16 exponents are too spread for MFZ_BF16X, plain zstd when it is smaller (quantized
+ * blocks, chunks up to 16 KiB), raw when nothing saves a byte. Returns the payload size with the
+ * payload in `out` and the codec in *used (MFZ_RAW: n, the payload is `src` itself), or -errno. */
+long mfz_encode_best(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out,
+                     size_t cap, unsigned *used);
+
 /* Decode a payload of `csize` bytes into exactly `n` bytes at dst (codec and sizes validated by
- * the caller against mfz_layout_of). `scratch` holds n bytes for the zstd planes. 0 or -EIO. */
+ * the caller: mfz_check_sizes). `scratch` holds MFZ_SCRATCH(n) bytes. 0 or -EIO. */
 int mfz_decode(ZSTD_DCtx *dctx, unsigned codec, unsigned param, const uint8_t *src, size_t csize, uint8_t *dst,
                size_t n, uint8_t *scratch);
 
-/* The inverse shuffle: interleave the planes of `n` elements into dst. Exposed per instruction set
- * so tests compare each against the scalar one. */
+/* The inverse shuffle: interleave the planes of `n` elements into dst, and expand `n` exponent
+ * codes (MFZ_BF16X) into bytes. Exposed per instruction set so tests compare each against the
+ * scalar one. */
 enum mfz_isa { MFZ_ISA_AUTO, MFZ_ISA_SCALAR, MFZ_ISA_AVX2, MFZ_ISA_AVX512 };
 /* Is `isa` usable on this CPU? */
 bool mfz_isa_supported(enum mfz_isa isa);
@@ -112,6 +138,9 @@ bool mfz_isa_supported(enum mfz_isa isa);
 enum mfz_isa mfz_isa_auto(void);
 const char *mfz_isa_name(enum mfz_isa isa);
 void mfz_merge(enum mfz_isa isa, const struct mfz_layout *l, const uint8_t *const *planes, size_t n, uint8_t *dst);
+/* -EIO unless exactly n_esc codes are 15 and the padding nibble of an odd n is 0. */
+int mfz_expand_nibbles(enum mfz_isa isa, const uint8_t *codes, size_t n, uint8_t base, const uint8_t *esc,
+                       size_t n_esc, uint8_t *out);
 /* The forward shuffle (encoder side; scalar). */
 void mfz_split(const struct mfz_layout *l, const uint8_t *src, size_t n, uint8_t *const *planes);
 

@@ -77,7 +77,7 @@ static_assert(sizeof k_fields / sizeof k_fields[0] == MFS_GGML_TYPE_COUNT, "fiel
 
 static const char *const k_codec_names[MFZ_CODEC_COUNT] = {
     [MFZ_RAW] = "raw", [MFZ_ZERO] = "zero", [MFZ_ZSTD] = "zstd", [MFZ_BF16] = "bf16-planes",
-    [MFZ_F16] = "f16-planes", [MFZ_F32] = "f32-planes", [MFZ_BLOCKS] = "fields",
+    [MFZ_F16] = "f16-planes", [MFZ_F32] = "f32-planes", [MFZ_BLOCKS] = "fields", [MFZ_BF16X] = "bf16-nibbles",
 };
 static_assert(sizeof k_codec_names / sizeof k_codec_names[0] == MFZ_CODEC_COUNT, "names follow the enum");
 
@@ -126,7 +126,7 @@ unsigned mfz_codec_for_type(uint32_t type, unsigned *param)
 {
     *param = 0;
     switch (type) {
-    case MFS_GGML_BF16: return MFZ_BF16;
+    case MFS_GGML_BF16: return MFZ_BF16X;
     case MFS_GGML_F16: return MFZ_F16;
     case MFS_GGML_F32: return MFZ_F32;
     default:
@@ -141,6 +141,41 @@ unsigned mfz_codec_for_type(uint32_t type, unsigned *param)
 uint64_t mfz_checksum(const void *p, size_t n)
 {
     return XXH3_64bits(p, n);
+}
+
+uint32_t mfz_elem_size(unsigned codec, unsigned param)
+{
+    struct mfz_layout l;
+    if (codec == MFZ_RAW || codec == MFZ_ZERO || codec == MFZ_ZSTD)
+        return param == 0;
+    if (codec == MFZ_BF16X)
+        return param == 0 ? 2 : 0;
+    return mfz_layout_of(codec, param, &l) == 0 ? l.elem : 0;
+}
+
+int mfz_check_sizes(unsigned codec, unsigned param, uint32_t csize, uint32_t dsize, uint32_t *elem)
+{
+    struct mfz_layout l;
+    *elem = 1;
+    switch (codec) {
+    case MFZ_RAW: return param == 0 && csize == dsize ? 0 : -ERANGE;
+    case MFZ_ZERO: return param == 0 && csize == 0 ? 0 : -ERANGE;
+    case MFZ_ZSTD: return param == 0 && csize > 0 && csize <= ZSTD_compressBound(dsize) ? 0 : -ERANGE;
+    case MFZ_BF16X:
+        *elem = 2;
+        if (param != 0)
+            return -ENOENT;
+        if (dsize % 2)
+            return -EDOM;
+        return csize >= MFZ_BF16X_HEADER + 12 && csize - MFZ_BF16X_HEADER - 12 < dsize ? 0 : -ERANGE;
+    default:
+        if (mfz_layout_of(codec, param, &l))
+            return -ENOENT;
+        *elem = l.elem;
+        if (dsize % l.elem)
+            return -EDOM;
+        return csize >= 4 * l.n_planes && csize - 4 * l.n_planes < dsize ? 0 : -ERANGE;
+    }
 }
 
 /* ---------------------------------------------------------------- shuffles */
@@ -326,6 +361,98 @@ __attribute__((target("avx512f,avx512bw"))) static size_t merge4_avx512(const ui
 }
 #endif
 
+/* Exponent codes: out[i] = base + code i, or the next escape where the code is 15. The SIMD loops
+ * handle whole groups and patch escapes as they find them (rare: an exponent outside the window of
+ * 15 around the chunk's common ones). */
+struct nib {
+    const uint8_t *esc;
+    size_t n_esc, k;
+};
+
+static bool patch(struct nib *x, uint8_t *out, uint64_t mask)
+{
+    while (mask) {
+        if (x->k == x->n_esc)
+            return false;
+        out[__builtin_ctzll(mask)] = x->esc[x->k++];
+        mask &= mask - 1;
+    }
+    return true;
+}
+
+static size_t expand_scalar(const uint8_t *codes, size_t from, size_t n, uint8_t base, struct nib *x, uint8_t *out)
+{
+    for (size_t i = from; i < n; i++) {
+        unsigned c = (codes[i / 2] >> (4 * (i & 1))) & 15;
+        if (c == 15) {
+            if (x->k == x->n_esc)
+                return i;
+            out[i] = x->esc[x->k++];
+        } else {
+            out[i] = (uint8_t)(base + c);
+        }
+    }
+    return n;
+}
+
+#if MFZ_X86
+/* 32 codes (16 bytes) per step: widen each byte to 16 bits, low nibble to the low byte, high
+ * nibble to the high byte, which is memory order. */
+__attribute__((target("avx2"))) static size_t expand_avx2(const uint8_t *codes, size_t n, uint8_t base, struct nib *x,
+                                                          uint8_t *out)
+{
+    const __m256i lo = _mm256_set1_epi16(0x000F), hi = _mm256_set1_epi16(0x0F00);
+    const __m256i esc = _mm256_set1_epi8(15), b = _mm256_set1_epi8((char)base);
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(codes + i / 2)));
+        __m256i c = _mm256_or_si256(_mm256_and_si256(w, lo), _mm256_and_si256(_mm256_slli_epi16(w, 4), hi));
+        uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(c, esc));
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_add_epi8(c, b));
+        if (m && !patch(x, out + i, m))
+            return i;
+    }
+    return i;
+}
+
+/* 64 codes (32 bytes) per step. */
+__attribute__((target("avx512f,avx512bw"))) static size_t expand_avx512(const uint8_t *codes, size_t n, uint8_t base,
+                                                                        struct nib *x, uint8_t *out)
+{
+    const __m512i lo = _mm512_set1_epi16(0x000F), hi = _mm512_set1_epi16(0x0F00);
+    const __m512i esc = _mm512_set1_epi8(15), b = _mm512_set1_epi8((char)base);
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i w = _mm512_cvtepu8_epi16(_mm256_loadu_si256((const __m256i *)(codes + i / 2)));
+        __m512i c = _mm512_or_si512(_mm512_and_si512(w, lo), _mm512_and_si512(_mm512_slli_epi16(w, 4), hi));
+        uint64_t m = _mm512_cmpeq_epi8_mask(c, esc);
+        _mm512_storeu_si512((void *)(out + i), _mm512_add_epi8(c, b));
+        if (m && !patch(x, out + i, m))
+            return i;
+    }
+    return i;
+}
+#endif
+
+int mfz_expand_nibbles(enum mfz_isa isa, const uint8_t *codes, size_t n, uint8_t base, const uint8_t *esc,
+                       size_t n_esc, uint8_t *out)
+{
+    if (isa == MFZ_ISA_AUTO)
+        isa = mfz_isa_auto();
+    struct nib x = {.esc = esc, .n_esc = n_esc};
+    size_t done = 0;
+#if MFZ_X86
+    if (isa == MFZ_ISA_AVX512)
+        done = expand_avx512(codes, n, base, &x, out);
+    else if (isa == MFZ_ISA_AVX2)
+        done = expand_avx2(codes, n, base, &x, out);
+#endif
+    /* a SIMD loop stops early only when it runs out of escapes: the scalar one finds the same */
+    if (expand_scalar(codes, done, n, base, &x, out) != n || x.k != n_esc || ((n & 1) && (codes[n / 2] >> 4)))
+        return -EIO;
+    return 0;
+}
+
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 static enum mfz_isa g_isa = MFZ_ISA_SCALAR;
 
@@ -411,9 +538,13 @@ void mfz_merge(enum mfz_isa isa, const struct mfz_layout *l, const uint8_t *cons
 struct mfz_enc {
     struct mfz_enc_params p;
     ZSTD_CCtx *plane_cctx, *cctx;
-    uint8_t *planes;
-    size_t planes_cap;
+    uint8_t *planes, *tmp;
+    size_t planes_cap, tmp_cap;
 };
+
+/* Chunks this small also try plain zstd (and BF16 byte planes): plane tables, frame headers and
+ * Huffman tables weigh more there. */
+#define SMALL_CHUNK (16u << 10)
 
 void mfz_enc_params_default(struct mfz_enc_params *p, int level)
 {
@@ -468,6 +599,7 @@ void mfz_enc_free(mfz_enc *e)
     ZSTD_freeCCtx(e->plane_cctx);
     ZSTD_freeCCtx(e->cctx);
     free(e->planes);
+    free(e->tmp);
     free(e);
 }
 
@@ -484,6 +616,91 @@ static uint32_t get32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static bool grow_planes(mfz_enc *e, size_t want)
+{
+    if (e->planes_cap >= want)
+        return true;
+    free(e->planes);
+    e->planes = malloc(want ? want : 1);
+    e->planes_cap = e->planes ? want : 0;
+    return e->planes != NULL;
+}
+
+/* Write the plane table at out + table and the planes after it, from *pos: each plane a zstd frame
+ * if that saves min_gain of it, else its raw bytes. false if they do not fit in cap. */
+static bool put_planes(mfz_enc *e, uint8_t *out, size_t cap, size_t table, size_t *pos, uint8_t *const *planes,
+                       const size_t *lens, uint32_t np)
+{
+    for (uint32_t p = 0; p < np; p++) {
+        size_t plen = lens[p], room = cap - *pos;
+        size_t worth = (size_t)((double)plen * (1.0 - e->p.min_gain));
+        size_t r = plen ? ZSTD_compress2(e->plane_cctx, out + *pos, worth < room ? worth : room, planes[p], plen) : 0;
+        ZSTD_CCtx_reset(e->plane_cctx, ZSTD_reset_session_only);
+        if (plen && !ZSTD_isError(r) && r < worth) {
+            put32(out + table + 4 * p, MFZ_PLANE_ZSTD | (uint32_t)r);
+        } else {
+            if (plen > room)
+                return false;
+            memcpy(out + *pos, planes[p], plen);
+            put32(out + table + 4 * p, (uint32_t)plen);
+            r = plen;
+        }
+        *pos += r;
+    }
+    return true;
+}
+
+/* MFZ_BF16X: -EDOM when too many exponents fall outside the best window of 15 (the caller uses the
+ * byte planes instead). */
+static long encode_bf16x(mfz_enc *e, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
+{
+    size_t ne = n / 2, nc = (ne + 1) / 2;
+    if (!grow_planes(e, ne + nc + ne))
+        return -ENOMEM;
+    uint8_t *low = e->planes, *codes = low + ne, *esc = codes + nc;
+    uint32_t hist[256] = {0};
+    for (size_t i = 0; i < ne; i++) {
+        uint16_t v;
+        memcpy(&v, src + 2 * i, 2);
+        v = rotl16(v);
+        low[i] = (uint8_t)v;
+        hist[v >> 8]++;
+    }
+    uint64_t in = 0, best = 0;
+    unsigned base = 0;
+    for (unsigned b = 0; b < 256; b++) { /* window [b - 14, b] */
+        in += hist[b];
+        if (b >= MFZ_NIBBLE_SPAN)
+            in -= hist[b - MFZ_NIBBLE_SPAN];
+        if (in > best) {
+            best = in;
+            base = b >= MFZ_NIBBLE_SPAN - 1 ? b - (MFZ_NIBBLE_SPAN - 1) : 0;
+        }
+    }
+    if (ne - best > ne / 64)
+        return -EDOM;
+    size_t n_esc = 0;
+    memset(codes, 0, nc);
+    for (size_t i = 0; i < ne; i++) {
+        uint8_t x = (uint8_t)(rotl16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8)) >> 8);
+        unsigned c = x >= base && x - base < MFZ_NIBBLE_SPAN ? x - base : 15;
+        if (c == 15)
+            esc[n_esc++] = x;
+        codes[i / 2] |= (uint8_t)(c << (4 * (i & 1)));
+    }
+    size_t table = MFZ_BF16X_HEADER, pos = table + 12;
+    if (pos > cap)
+        return 0;
+    memset(out, 0, MFZ_BF16X_HEADER);
+    out[0] = (uint8_t)base;
+    put32(out + 4, (uint32_t)n_esc);
+    uint8_t *planes[3] = {codes, low, esc};
+    size_t lens[3] = {nc, ne, n_esc};
+    if (!put_planes(e, out, cap, table, &pos, planes, lens, 3))
+        return 0;
+    return pos < n ? (long)pos : 0;
+}
+
 long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
 {
     if (codec == MFZ_ZSTD) {
@@ -492,49 +709,119 @@ long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, 
         ZSTD_CCtx_reset(e->cctx, ZSTD_reset_session_only);
         return ZSTD_isError(r) ? 0 : (long)r;
     }
+    if (n > MFZ_MAX_CHUNK)
+        return -EINVAL;
+    if (codec == MFZ_BF16X)
+        return n % 2 || param ? -EINVAL : encode_bf16x(e, src, n, out, cap);
     struct mfz_layout l;
-    if (mfz_layout_of(codec, param, &l) || n % l.elem || n > MFZ_MAX_CHUNK)
+    if (mfz_layout_of(codec, param, &l) || n % l.elem)
         return -EINVAL;
     size_t ne = n / l.elem;
-    if (e->planes_cap < n) {
-        free(e->planes);
-        e->planes_cap = 0;
-        if (!(e->planes = malloc(n ? n : 1)))
-            return -ENOMEM;
-        e->planes_cap = n;
-    }
+    if (!grow_planes(e, n))
+        return -ENOMEM;
     uint8_t *planes[MFZ_MAX_PLANES] = {0};
-    size_t at = 0;
+    size_t lens[MFZ_MAX_PLANES] = {0}, at = 0;
     for (uint32_t p = 0; p < l.n_planes; p++) {
         planes[p] = e->planes + at;
-        at += ne * l.len[p];
+        lens[p] = ne * l.len[p];
+        at += lens[p];
     }
     mfz_split(&l, src, ne, planes);
     size_t pos = 4 * (size_t)l.n_planes;
-    if (pos > cap)
+    if (pos > cap || !put_planes(e, out, cap, 0, &pos, planes, lens, l.n_planes))
         return 0;
-    for (uint32_t p = 0; p < l.n_planes; p++) {
-        size_t plen = ne * l.len[p];
-        /* a zstd plane must save min_gain of the plane to be worth decoding */
-        size_t worth = (size_t)((double)plen * (1.0 - e->p.min_gain));
-        size_t room = cap - pos;
-        size_t r = ZSTD_compress2(e->plane_cctx, out + pos, worth < room ? worth : room, planes[p], plen);
-        ZSTD_CCtx_reset(e->plane_cctx, ZSTD_reset_session_only);
-        if (!ZSTD_isError(r) && r < worth) {
-            put32(out + 4 * p, MFZ_PLANE_ZSTD | (uint32_t)r);
-            pos += r;
-        } else {
-            if (plen > room)
-                return 0;
-            memcpy(out + pos, planes[p], plen);
-            put32(out + 4 * p, (uint32_t)plen);
-            pos += plen;
-        }
-    }
     return pos < n ? (long)pos : 0;
 }
 
+long mfz_encode_best(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out,
+                     size_t cap, unsigned *used)
+{
+    unsigned cand[3];
+    int nc = 0;
+    if (codec != MFZ_ZSTD)
+        cand[nc++] = codec;
+    if (codec == MFZ_BF16X && n <= SMALL_CHUNK)
+        cand[nc++] = MFZ_BF16;
+    if (codec == MFZ_ZSTD || codec == MFZ_BLOCKS || n <= SMALL_CHUNK)
+        cand[nc++] = MFZ_ZSTD;
+    if (e->tmp_cap < cap) {
+        free(e->tmp);
+        e->tmp_cap = 0;
+        if (!(e->tmp = malloc(cap ? cap : 1)))
+            return -ENOMEM;
+        e->tmp_cap = cap;
+    }
+    long best = 0;
+    *used = MFZ_RAW;
+    for (int i = 0; i < nc; i++) {
+        unsigned c = cand[i], prm = c == MFZ_BLOCKS ? param : 0;
+        uint8_t *dst = best ? e->tmp : out; /* a later candidate must beat the one in out */
+        size_t lim = best ? (size_t)best : cap;
+        long r = mfz_encode(e, c, prm, src, n, dst, lim);
+        if (r == -EDOM && c == MFZ_BF16X) /* exponents too spread for 4-bit codes: byte planes */
+            r = mfz_encode(e, c = MFZ_BF16, 0, src, n, dst, lim);
+        if (r < 0)
+            return r;
+        if (r > 0 && (!best || r < best)) {
+            if (dst != out)
+                memcpy(out, dst, (size_t)r);
+            best = r;
+            *used = c;
+        }
+    }
+    return best ? best : (long)n;
+}
+
 /* ---------------------------------------------------------------- decoder */
+
+/* The planes of a payload whose plane table is at src + table: raw planes point into src, zstd
+ * planes are decoded into scratch (from *sat on). Every size must match. */
+static int get_planes(ZSTD_DCtx *dctx, const uint8_t *src, size_t csize, size_t table, const size_t *lens,
+                      uint32_t np, uint8_t *scratch, size_t *sat, const uint8_t **planes)
+{
+    size_t pos = table + 4 * (size_t)np;
+    if (csize < pos)
+        return -EIO;
+    for (uint32_t p = 0; p < np; p++) {
+        uint32_t w = get32(src + table + 4 * p);
+        size_t sz = w & ~MFZ_PLANE_ZSTD, plen = lens[p];
+        if (sz > csize - pos)
+            return -EIO;
+        if (w & MFZ_PLANE_ZSTD) {
+            size_t r = ZSTD_decompressDCtx(dctx, scratch + *sat, plen, src + pos, sz);
+            if (ZSTD_isError(r) || r != plen)
+                return -EIO;
+            planes[p] = scratch + *sat;
+            *sat += plen;
+        } else {
+            if (sz != plen)
+                return -EIO;
+            planes[p] = src + pos;
+        }
+        pos += sz;
+    }
+    return pos == csize ? 0 : -EIO;
+}
+
+static int decode_bf16x(ZSTD_DCtx *dctx, const uint8_t *src, size_t csize, uint8_t *dst, size_t n, uint8_t *scratch)
+{
+    if (n % 2 || csize < MFZ_BF16X_HEADER)
+        return -EIO;
+    size_t ne = n / 2, n_esc = get32(src + 4), sat = ne; /* scratch: exponents, then zstd planes */
+    uint8_t base = src[0];
+    if (src[1] || src[2] || src[3] || n_esc > ne || base > 255 - (MFZ_NIBBLE_SPAN - 1))
+        return -EIO;
+    size_t lens[3] = {(ne + 1) / 2, ne, n_esc};
+    const uint8_t *planes[3];
+    int rc = get_planes(dctx, src, csize, MFZ_BF16X_HEADER, lens, 3, scratch, &sat, planes);
+    if (rc || (rc = mfz_expand_nibbles(MFZ_ISA_AUTO, planes[0], ne, base, planes[2], n_esc, scratch)))
+        return rc;
+    struct mfz_layout l;
+    mfz_layout_of(MFZ_BF16, 0, &l);
+    const uint8_t *bytes[2] = {planes[1], scratch};
+    mfz_merge(MFZ_ISA_AUTO, &l, bytes, ne, dst);
+    return 0;
+}
 
 int mfz_decode(ZSTD_DCtx *dctx, unsigned codec, unsigned param, const uint8_t *src, size_t csize, uint8_t *dst,
                size_t n, uint8_t *scratch)
@@ -543,32 +830,18 @@ int mfz_decode(ZSTD_DCtx *dctx, unsigned codec, unsigned param, const uint8_t *s
         size_t r = ZSTD_decompressDCtx(dctx, dst, n, src, csize);
         return !ZSTD_isError(r) && r == n ? 0 : -EIO;
     }
+    if (codec == MFZ_BF16X)
+        return param ? -EIO : decode_bf16x(dctx, src, csize, dst, n, scratch);
     struct mfz_layout l;
-    if (mfz_layout_of(codec, param, &l) || n % l.elem || csize < 4 * (size_t)l.n_planes)
+    if (mfz_layout_of(codec, param, &l) || n % l.elem)
         return -EIO;
-    size_t ne = n / l.elem;
+    size_t ne = n / l.elem, sat = 0, lens[MFZ_MAX_PLANES];
+    for (uint32_t p = 0; p < l.n_planes; p++)
+        lens[p] = ne * l.len[p];
     const uint8_t *planes[MFZ_MAX_PLANES] = {0};
-    size_t pos = 4 * (size_t)l.n_planes, sat = 0;
-    for (uint32_t p = 0; p < l.n_planes; p++) {
-        uint32_t w = get32(src + 4 * p);
-        size_t sz = w & ~MFZ_PLANE_ZSTD, plen = ne * l.len[p];
-        if (sz > csize - pos)
-            return -EIO;
-        if (w & MFZ_PLANE_ZSTD) {
-            size_t r = ZSTD_decompressDCtx(dctx, scratch + sat, plen, src + pos, sz);
-            if (ZSTD_isError(r) || r != plen)
-                return -EIO;
-            planes[p] = scratch + sat;
-            sat += plen;
-        } else {
-            if (sz != plen)
-                return -EIO;
-            planes[p] = src + pos;
-        }
-        pos += sz;
-    }
-    if (pos != csize)
-        return -EIO;
+    int rc = get_planes(dctx, src, csize, 0, lens, l.n_planes, scratch, &sat, planes);
+    if (rc)
+        return rc;
     mfz_merge(MFZ_ISA_AUTO, &l, planes, ne, dst);
     return 0;
 }

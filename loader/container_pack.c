@@ -21,8 +21,6 @@
 #define NO_TYPE UINT32_MAX
 /* safetensors headers larger than this are refused (the format's own reader caps it at 100 MB) */
 #define ST_MAX_HEADER (100u << 20)
-/* Chunks this small also try plain zstd: the plane table and frame headers may cost more. */
-#define SMALL_CHUNK (16u << 10)
 
 struct region {
     uint64_t off, len;
@@ -259,8 +257,7 @@ static int make_plan(const struct region *r, uint64_t nr, uint64_t size, uint32_
         if (rc || i == nr)
             break;
         unsigned param = 0, codec = r[i].type == NO_TYPE ? MFZ_ZSTD : mfz_codec_for_type(r[i].type, &param);
-        struct mfz_layout l;
-        uint32_t elem = mfz_layout_of(codec, param, &l) == 0 ? l.elem : 1;
+        uint32_t elem = mfz_elem_size(codec, param);
         rc = plan_range(&p, &n, &cap, r[i].off, r[i].len, chunk, elem, r[i].tensor, codec, param);
         at = r[i].off + r[i].len;
     }
@@ -305,41 +302,18 @@ static long encode_chunk(mfz_enc *enc, const struct plan *pl, const uint8_t *in,
                          unsigned *codec)
 {
     size_t n = pl->len;
-    long best = 0, r;
     *codec = MFZ_RAW;
     if (pl->codec == MFZ_ZERO) {
         if (all_zero(in, n)) {
             *codec = MFZ_ZERO;
             return 0;
         }
-        r = mfz_encode(enc, MFZ_ZSTD, 0, in, n, out, cap);
+        long r = mfz_encode(enc, MFZ_ZSTD, 0, in, n, out, cap);
         if (r > 0)
             *codec = MFZ_ZSTD;
         return r < 0 ? r : r > 0 ? r : (long)n;
     }
-    if (pl->codec != MFZ_ZSTD) {
-        r = mfz_encode(enc, pl->codec, pl->param, in, n, out, cap);
-        if (r < 0)
-            return r;
-        if (r > 0) {
-            best = r;
-            *codec = pl->codec;
-        }
-    }
-    /* plain zstd: for unknown types, for quantized blocks whose fields do not pay, for tiny chunks */
-    if (pl->codec == MFZ_ZSTD || pl->codec == MFZ_BLOCKS || n <= SMALL_CHUNK) {
-        size_t lim = best ? (size_t)best : cap;
-        uint8_t *tmp = out + cap; /* the second half of the buffer */
-        r = mfz_encode(enc, MFZ_ZSTD, 0, in, n, tmp, lim);
-        if (r < 0)
-            return r;
-        if (r > 0 && (!best || r < best)) {
-            memcpy(out, tmp, (size_t)r);
-            best = r;
-            *codec = MFZ_ZSTD;
-        }
-    }
-    return best ? best : (long)n;
+    return mfz_encode_best(enc, pl->codec, pl->param, in, n, out, cap, codec);
 }
 
 static void *worker(void *arg)
@@ -347,7 +321,7 @@ static void *worker(void *arg)
     struct job *j = arg;
     size_t cap = (size_t)j->max_len + 4 * MFZ_MAX_PLANES;
     mfz_enc *enc = mfz_enc_new(&j->params);
-    uint8_t *in = malloc(j->max_len ? j->max_len : 1), *out = malloc(2 * cap);
+    uint8_t *in = malloc(j->max_len ? j->max_len : 1), *out = malloc(cap);
     pthread_mutex_lock(&j->mu);
     if ((!enc || !in || !out) && !j->rc) {
         j->rc = -ENOMEM;

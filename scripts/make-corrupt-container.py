@@ -5,7 +5,8 @@ reader handles. Each starts from one valid container and breaks exactly one thin
     scripts/make-corrupt-container.py [OUTDIR [MODELFS-PACK]]
 
 base.gguf is a small GGUF with BF16, F16, F32 and Q8_0 tensors of normal-looking weights (so
-their planes are zstd frames); base.mfz is it packed with 4 KiB chunks. The expected outcome of
+their planes are zstd frames) and a BF16 tensor of widely spread magnitudes (byte planes rather
+than 4-bit exponent codes); base.mfz is it packed with 32 KiB chunks. The expected outcome of
 each file is written to OUTDIR/expected.txt (checked by test_container): "OK", the exact open
 error, or "EIO LO HI" when the file opens and only reads of decoded bytes [LO, HI) fail.
 Layout of the container: loader/container.h and docs/COMPRESSION.md.
@@ -22,9 +23,9 @@ import mfsgguf as G  # noqa: E402
 
 HEADER = struct.Struct("<8sIIQQQII16s")   # magic, version, flags, size, n_chunks, index_off, input, chunk
 ENTRY = struct.Struct("<QIIQIBBBB")       # stored off, stored size, decoded size, xxh3, tensor, codec, param, 2 zero
-RAW, ZERO, ZSTD, BF16, F16, F32, BLOCKS = range(7)
+RAW, ZERO, ZSTD, BF16, F16, F32, BLOCKS, BF16X = range(8)
 NAMES = {RAW: "raw", ZERO: "zero", ZSTD: "zstd", BF16: "bf16-planes", F16: "f16-planes", F32: "f32-planes",
-         BLOCKS: "fields"}
+         BLOCKS: "fields", BF16X: "bf16-nibbles"}
 assert HEADER.size == 64 and ENTRY.size == 32
 
 
@@ -34,9 +35,15 @@ def base_gguf(path):
     w.add_kv("general.architecture", G.STRING, "llama")
     w.add_kv("general.name", G.STRING, "container test")
     tensors = [
-        ("a.bf16", G.BF16, [256, 9], lambda: G.fp32_to_bf16(rng.normal(0, 0.02, 2304).astype(np.float32))),
+        # 20 KiB: one chunk above 16 KiB, so 4-bit exponent codes (smaller chunks may take byte
+        # planes); the mantissas keep their top 3 bits, so the low-byte plane is a zstd frame too
+        ("a.bf16", G.BF16, [2048, 5], lambda: G.fp32_to_bf16(rng.normal(0, 0.02, 10240).astype(np.float32))
+         & np.uint16(0xFFF0)),
         ("b.f16", G.F16, [512, 2], lambda: G.fp32_to_fp16(rng.normal(0, 0.05, 1024).astype(np.float32))),
         ("c.f32", G.F32, [256], lambda: (1 + rng.normal(0, 0.1, 256)).astype("<f4")),
+        # magnitudes spread over 2^-20..1: too many exponents for 4-bit codes, so byte planes
+        ("e.bf16", G.BF16, [256, 2], lambda: G.fp32_to_bf16(
+            (rng.choice([-1, 1], 512) * 2.0 ** rng.uniform(-20, 0, 512)).astype(np.float32))),
         ("d.q8_0", G.Q8_0, [256, 8], lambda: G.quantize_q8_0((rng.standard_t(4, 2048) * 0.02).astype(np.float32))),
     ]
     for name, t, ne, _ in tensors:
@@ -108,7 +115,7 @@ def files(c):
            % (1 << 60, size - idx, idx))
     yield ("sizes-mismatch.mfz", c.with_header(size=c.size + 1),
            "{name}: chunks decode to %d bytes, the container header says %d" % (c.size, c.size + 1))
-    k = c.first(BF16)
+    k = c.first(BF16X)
     e = c.entries[k]
     yield ("chunk-out-of-range.mfz", c.with_entry(k, off=idx - e[1] + 1),
            "{name}: chunk %d: stored bytes [%d, %d) are outside the data area [64, %d)" % (k, idx - e[1] + 1, idx + 1, idx))
@@ -120,7 +127,7 @@ def files(c):
     yield ("zero-decoded-size.mfz", c.with_entry(k, dsize=0),
            "{name}: chunk %d: decoded size 0 is out of range (1 byte to 64 MiB)" % k)
     yield ("odd-element-size.mfz", c.with_entry(k, dsize=e[2] - 1),
-           "{name}: chunk %d: decoded size %d is not a multiple of the bf16-planes element size 2" % (k, e[2] - 1))
+           "{name}: chunk %d: decoded size %d is not a multiple of the bf16-nibbles element size 2" % (k, e[2] - 1))
     yield ("raw-size.mfz", c.with_entry(k, codec=RAW),
            "{name}: chunk %d: %d stored bytes for %d decoded do not fit codec raw" % (k, e[1], e[2]))
     yield "reserved-entry.mfz", c.with_entry(k, z0=1), "{name}: chunk %d: reserved index bytes are not zero" % k
@@ -129,15 +136,22 @@ def files(c):
            "{name}: chunk %d: codec fields has no layout for parameter 4" % q)
     # read-time failures: the file opens, reads of the damaged chunk fail with EIO
     yield "bad-checksum.mfz", c.with_entry(k, sum=e[3] ^ 1), c.eio(k)
-    # plane table: one u32 per plane (bit 31: zstd); the BF16 exponent plane is a zstd frame
-    words = struct.unpack_from("<2I", c.blob, e[0])
-    zp = [p for p in range(2) if words[p] & 0x80000000][0]
-    zoff = e[0] + 8 + sum(w & 0x7FFFFFFF for w in words[:zp])
+    # bf16-nibbles payload: u8 base, u8[3] zero, u32 escapes, then one u32 per plane (bit 31: zstd)
+    # for the planes codes, low bytes, escapes; the exponent codes are a zstd frame
+    base, n_esc = c.blob[e[0]], struct.unpack_from("<I", c.blob, e[0] + 4)[0]
+    table = e[0] + 8
+    words = struct.unpack_from("<3I", c.blob, table)
+    zp = [p for p in range(3) if words[p] & 0x80000000][0]
+    zoff = table + 12 + sum(w & 0x7FFFFFFF for w in words[:zp])
     zlen = words[zp] & 0x7FFFFFFF
     mid = zoff + zlen // 2
     yield "corrupt-plane.mfz", c.patched(mid, bytes([c.blob[mid] ^ 0x5A])), c.eio(k)
-    yield "truncated-plane.mfz", c.patched(e[0] + 4 * zp, struct.pack("<I", words[zp] - 3)), c.eio(k)
-    yield "plane-not-zstd.mfz", c.patched(e[0] + 4 * zp, struct.pack("<I", words[zp] & 0x7FFFFFFF)), c.eio(k)
+    yield "truncated-plane.mfz", c.patched(table + 4 * zp, struct.pack("<I", words[zp] - 3)), c.eio(k)
+    yield "plane-not-zstd.mfz", c.patched(table + 4 * zp, struct.pack("<I", words[zp] & 0x7FFFFFFF)), c.eio(k)
+    yield "escape-count.mfz", c.patched(e[0] + 4, struct.pack("<I", n_esc + 1)), c.eio(k)
+    yield "exponent-base.mfz", c.patched(e[0], bytes([250])), c.eio(k)
+    w = c.first(BF16)  # the widely spread tensor: byte planes
+    yield "bad-checksum-planes.mfz", c.with_entry(w, sum=c.entries[w][3] ^ (1 << 63)), c.eio(w)
 
 
 def main():
@@ -147,7 +161,7 @@ def main():
     base = os.path.join(out, "base.gguf")
     base_gguf(base)
     mfz = os.path.join(out, "base.mfz")
-    subprocess.run([pack, "-q", "-f", "-T", "1", "--format", "container", "--chunk", "4K", base, mfz], check=True)
+    subprocess.run([pack, "-q", "-f", "-T", "1", "--format", "container", "--chunk", "32K", base, mfz], check=True)
     c = Container(open(mfz, "rb").read())
     lines = ["base.gguf\tOK"]
     for name, blob, want in files(c):

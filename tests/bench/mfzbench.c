@@ -12,6 +12,7 @@
  * zstd frame size, default: --chunk), and the plane encoder's knobs for tuning: --plane-level,
  * --strategy, --min-match, --wlog, --hlog (0: zstd's default for the level), --min-gain F.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -149,8 +150,7 @@ int main(int argc, char **argv)
         const struct mfs_gguf_tensor *t = mfs_gguf_tensor(g, i);
         const uint8_t *base = file + mfs_gguf_data_offset(g) + t->offset;
         unsigned param, codec = mfz_codec_for_type(t->type, &param);
-        struct mfz_layout l;
-        uint64_t elem = mfz_layout_of(codec, param, &l) == 0 ? l.elem : 1;
+        uint64_t elem = mfz_elem_size(codec, param);
         uint64_t step = chunk - chunk % elem, zstep = zchunk;
         for (uint64_t at = 0; at < t->size; at += step)
             add_chunk(&groups[t->type], base + at, (size_t)(t->size - at < step ? t->size - at : step));
@@ -162,8 +162,8 @@ int main(int argc, char **argv)
     ZSTD_CCtx *cc = ZSTD_createCCtx();
     ZSTD_DCtx *dc = ZSTD_createDCtx();
     uint64_t maxc = chunk > zchunk ? chunk : zchunk;
-    uint8_t *dst = malloc(maxc), *scratch = malloc(maxc), *tmp = malloc(ZSTD_compressBound(maxc) + 64);
-    if (!enc || !cc || !dc || !dst || !scratch || !tmp)
+    uint8_t *dst = malloc(maxc), *scratch = malloc(MFZ_SCRATCH(maxc));
+    if (!enc || !cc || !dc || !dst || !scratch)
         return 1;
     printf("# isa=%s chunk=%" PRIu64 " level=%d plane_level=%d strategy=%d min_match=%d wlog=%d hlog=%d min_gain=%.3f\n",
            mfz_isa_name(mfz_isa_auto()), chunk, level, p.plane_level, p.plane_strategy, p.plane_min_match,
@@ -179,20 +179,11 @@ int main(int argc, char **argv)
             unsigned param, codec = mfz_codec_for_type(t, &param);
             size_t cap = c->n + 4 * MFZ_MAX_PLANES;
             c->enc = malloc(cap);
-            long r = mfz_encode(enc, codec, param, c->src, c->n, c->enc, cap);
-            if (r > 0 && (codec == MFZ_BLOCKS || codec == MFZ_ZSTD || c->n <= (16u << 10))) {
-                long z = mfz_encode(enc, MFZ_ZSTD, 0, c->src, c->n, tmp, (size_t)r);
-                if (z > 0 && z < r) {
-                    memcpy(c->enc, tmp, (size_t)z);
-                    r = z;
-                    codec = MFZ_ZSTD;
-                }
-            }
-            if (r <= 0) {
+            long r = mfz_encode_best(enc, codec, param, c->src, c->n, c->enc, cap, &codec);
+            if (r < 0)
+                return 1;
+            if (codec == MFZ_RAW)
                 memcpy(c->enc, c->src, c->n);
-                r = (long)c->n;
-                codec = MFZ_RAW;
-            }
             c->csize = (size_t)r;
             c->codec = codec;
             c->sum = mfz_checksum(c->src, c->n);
@@ -237,6 +228,5 @@ int main(int argc, char **argv)
     free(file);
     free(dst);
     free(scratch);
-    free(tmp);
     return 0;
 }
