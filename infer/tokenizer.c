@@ -91,24 +91,49 @@ static const char *const k_pre_desc[PRE_COUNT] = {
     [PRE_SMOLLM] = "smollm",   [PRE_FALCON] = "falcon", [PRE_TEKKEN] = "tekken",
 };
 
-/* tokenizer.ggml.pre values, as llama.cpp's llama_vocab::impl::load maps them. */
+/* tokenizer.ggml.pre values, as llama.cpp's llama_vocab::impl::load maps them, with the flags it
+ * sets for some: take a word that is a token whole (ignore_merges) and add BOS; no default BOS. */
+enum { PF_WHOLE_BOS = 1, PF_NO_BOS_ID = 2 };
+
 static const struct {
     const char *name;
     uint8_t pre;
-    uint8_t no_bos; /* chatglm-bpe: the default BOS id is none */
+    uint8_t flags;
 } k_pre_names[] = {
-    {"default", PRE_DEFAULT, 0},      {"gpt-2", PRE_GPT2, 0},          {"phi-2", PRE_GPT2, 0},
-    {"jina-es", PRE_GPT2, 0},         {"jina-de", PRE_GPT2, 0},        {"gigachat", PRE_GPT2, 0},
-    {"jina-v1-en", PRE_GPT2, 0},      {"jina-v2-es", PRE_GPT2, 0},     {"jina-v2-de", PRE_GPT2, 0},
-    {"jina-v2-code", PRE_GPT2, 0},    {"roberta-bpe", PRE_GPT2, 0},    {"mpt", PRE_GPT2, 0},
-    {"olmo", PRE_GPT2, 0},            {"jais", PRE_GPT2, 0},           {"llama3", PRE_LLAMA3, 0},
-    {"llama-v3", PRE_LLAMA3, 0},      {"llama-bpe", PRE_LLAMA3, 0},    {"falcon3", PRE_LLAMA3, 0},
-    {"dbrx", PRE_LLAMA3, 0},          {"smaug-bpe", PRE_LLAMA3, 0},    {"chatglm-bpe", PRE_LLAMA3, 1},
-    {"qwen2", PRE_QWEN2, 0},          {"deepseek-r1-qwen", PRE_QWEN2, 0}, {"stablelm2", PRE_QWEN2, 0},
-    {"megrez", PRE_QWEN2, 0},         {"smollm", PRE_SMOLLM, 0},       {"starcoder", PRE_SMOLLM, 0},
-    {"refact", PRE_SMOLLM, 0},        {"command-r", PRE_SMOLLM, 0},    {"codeshell", PRE_SMOLLM, 0},
-    {"exaone", PRE_SMOLLM, 0},        {"minerva-7b", PRE_SMOLLM, 0},   {"falcon", PRE_FALCON, 0},
-    {"tekken", PRE_TEKKEN, 0},
+    {"default", PRE_DEFAULT, 0},
+    {"gpt-2", PRE_GPT2, 0},
+    {"phi-2", PRE_GPT2, 0},
+    {"jina-es", PRE_GPT2, 0},
+    {"jina-de", PRE_GPT2, 0},
+    {"gigachat", PRE_GPT2, 0},
+    {"jina-v1-en", PRE_GPT2, 0},
+    {"jina-v2-es", PRE_GPT2, 0},
+    {"jina-v2-de", PRE_GPT2, 0},
+    {"jina-v2-code", PRE_GPT2, 0},
+    {"roberta-bpe", PRE_GPT2, 0},
+    {"mpt", PRE_GPT2, 0},
+    {"olmo", PRE_GPT2, 0},
+    {"jais", PRE_GPT2, 0},
+    {"llama3", PRE_LLAMA3, PF_WHOLE_BOS},
+    {"llama-v3", PRE_LLAMA3, PF_WHOLE_BOS},
+    {"llama-bpe", PRE_LLAMA3, PF_WHOLE_BOS},
+    {"falcon3", PRE_LLAMA3, PF_WHOLE_BOS},
+    {"dbrx", PRE_LLAMA3, 0},
+    {"smaug-bpe", PRE_LLAMA3, 0},
+    {"chatglm-bpe", PRE_LLAMA3, PF_NO_BOS_ID},
+    {"qwen2", PRE_QWEN2, 0},
+    {"deepseek-r1-qwen", PRE_QWEN2, 0},
+    {"stablelm2", PRE_QWEN2, 0},
+    {"megrez", PRE_QWEN2, 0},
+    {"smollm", PRE_SMOLLM, 0},
+    {"starcoder", PRE_SMOLLM, 0},
+    {"refact", PRE_SMOLLM, 0},
+    {"command-r", PRE_SMOLLM, 0},
+    {"codeshell", PRE_SMOLLM, 0},
+    {"exaone", PRE_SMOLLM, 0},
+    {"minerva-7b", PRE_SMOLLM, 0},
+    {"falcon", PRE_FALCON, 0},
+    {"tekken", PRE_TEKKEN, PF_WHOLE_BOS},
 };
 
 /* Known to llama.cpp, not implemented here (their regexes need classes we do not split by). */
@@ -1371,12 +1396,10 @@ static int load_model_type(struct load *l)
         if (strlen(k_pre_names[i].name) != pre.len || memcmp(k_pre_names[i].name, pre.p, pre.len) != 0)
             continue;
         t->pre = k_pre_names[i].pre;
-        if (k_pre_names[i].no_bos)
+        if (k_pre_names[i].flags & PF_NO_BOS_ID)
             t->bos = -1;
-        if (t->pre == PRE_LLAMA3 || t->pre == PRE_TEKKEN) {
-            t->ignore_merges = true;
-            t->add_bos = true;
-        }
+        if (k_pre_names[i].flags & PF_WHOLE_BOS)
+            t->ignore_merges = t->add_bos = true;
         return 0;
     }
     for (size_t i = 0; i < sizeof k_pre_unsupported / sizeof k_pre_unsupported[0]; i++)

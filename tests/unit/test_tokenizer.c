@@ -536,10 +536,10 @@ static void test_tiny_bpe(void **state)
 {
     (void)state;
     static const char *const tokens[] = {"a", "b", "c", "\xc4\xa0" /* Ġ = space */, "ab", "abc", "\xc4\xa0" "a",
-                                         "\xc4\xa0" "ab", "1", "2", "12", "<|end|>", "bc"};
+                                         "\xc4\xa0" "ab", "1", "2", "12", "<|end|>", "bc", "ca"};
     static const char *const merges[] = {"a b", "\xc4\xa0 a", "ab c", "\xc4\xa0" "a b", "1 2", "b c",
                                          "x y", "nospace", "a zz"};
-    mfs_gguf *g = tiny("gpt2", tokens, 13, NULL, NULL);
+    mfs_gguf *g = tiny("gpt2", tokens, 14, NULL, NULL);
     set_strs(g, "tokenizer.ggml.merges", merges, 9);
     assert_int_equal(mfs_gguf_set_str(g, "tokenizer.ggml.pre", "gpt-2"), 0);
     mfs_tokenizer *t = create_ok(g);
@@ -551,7 +551,7 @@ static void test_tiny_bpe(void **state)
     /* "<|end|>" is promoted to control: only with parse_special */
     EXPECT(t, "a<|end|>", false, true, 0, 11);
     assert_true(mfs_tokenizer_is_eog(t, 11));
-    /* no BOS by default, and no token 11 default for a vocab this small? bos defaults to 11 */
+    EXPECT(t, "ca", true, false, 2, 0); /* gpt-2: no BOS added, merges only */
     mfs_tokenizer_free(t);
 
     /* llama3 ignores merges when the whole word is a token, and adds BOS */
@@ -560,6 +560,13 @@ static void test_tiny_bpe(void **state)
     t = create_ok(g);
     EXPECT(t, "abc", true, false, 2, 5);
     EXPECT(t, "121", false, false, 10, 8); /* \p{N}{1,3}: "121" is one word, not a token: merges */
+    EXPECT(t, "ca", false, false, 13);     /* no merge makes "ca", but it is a token */
+    mfs_tokenizer_free(t);
+
+    /* dbrx splits like llama3 but neither adds BOS nor takes whole words */
+    assert_int_equal(mfs_gguf_set_str(g, "tokenizer.ggml.pre", "dbrx"), 0);
+    t = create_ok(g);
+    EXPECT(t, "ca", true, false, 2, 0);
     mfs_tokenizer_free(t);
     mfs_gguf_free(g);
 }
