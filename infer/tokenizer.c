@@ -184,17 +184,27 @@ struct mfs_tokenizer {
 
 /* ---------------------------------------------------------------- small helpers */
 
-/* Eight bytes at a time, multiply-xorshift mixing (splitmix64's constants). */
+/* Eight bytes at a time, multiply-xorshift mixing (splitmix64's constants); the tail is read with
+ * fixed-size (overlapping) loads, which the length mixed in first makes unambiguous. */
 static uint64_t hash_bytes(const char *p, size_t n)
 {
     uint64_t h = 0x9E3779B97F4A7C15ull ^ n, v;
-    for (; n >= 8; p += 8, n -= 8) {
+    size_t len = n;
+    for (; n > 8; p += 8, n -= 8) {
         memcpy(&v, p, 8);
         h = (h ^ v) * 0xBF58476D1CE4E5B9ull;
         h ^= h >> 31;
     }
-    v = 0;
-    memcpy(&v, p, n);
+    if (len >= 8) {
+        memcpy(&v, p + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        v = (uint64_t)a << 32 | b;
+    } else {
+        v = n ? (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 | (uint64_t)(uint8_t)p[n - 1] << 16 : 0;
+    }
     h = (h ^ v) * 0x94D049BB133111EBull;
     h ^= h >> 29;
     h *= 0xBF58476D1CE4E5B9ull;
