@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "../../infer/tok_split.h"
@@ -875,6 +876,64 @@ static void test_fuzz_corpus(void **state)
     assert_true(n_files > 0);
 }
 
+/* Encode and decode from several threads at once on one tokenizer: the same ids as alone. */
+struct worker {
+    const char *text;
+    size_t len;
+    const int32_t *want[2];
+    size_t n_want[2];
+    int bad;
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    const mfs_tokenizer *ts[2] = {g_spm, g_gpt2};
+    for (int r = 0; r < 20; r++) {
+        for (int v = 0; v < 2; v++) {
+            int32_t *ids;
+            size_t n;
+            if (mfs_tokenizer_encode(ts[v], w->text, w->len, true, true, &ids, &n)) {
+                w->bad++;
+                continue;
+            }
+            w->bad += n != w->n_want[v] || memcmp(ids, w->want[v], n * sizeof *ids) != 0;
+            char buf[64];
+            for (size_t i = 0; i < n; i++)
+                w->bad += mfs_tokenizer_piece(ts[v], ids[i], true, buf, sizeof buf) < 0;
+            free(ids);
+        }
+    }
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/ggml-vocab-gpt-2.gguf.inp", test_shared_data());
+    size_t len;
+    char *text = (char *)test_read_file(path, &len);
+    assert_non_null(text);
+    struct worker w[4];
+    int32_t *want[2];
+    size_t n_want[2];
+    n_want[0] = encode(g_spm, text, len, true, true, &want[0]);
+    n_want[1] = encode(g_gpt2, text, len, true, true, &want[1]);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){.text = text, .len = len, .want = {want[0], want[1]}, .n_want = {n_want[0], n_want[1]}};
+        assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(w[i].bad, 0);
+    }
+    free(want[0]);
+    free(want[1]);
+    free(text);
+}
+
 static double now(void)
 {
     struct timespec ts;
@@ -941,6 +1000,7 @@ int main(void)
         cmocka_unit_test(test_tiny_bpe),        cmocka_unit_test(test_pretokenizers),
         cmocka_unit_test(test_pretokenizer_golden),
         cmocka_unit_test(test_corrupt_vocabs),  cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
