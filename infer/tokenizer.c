@@ -852,7 +852,18 @@ static void split_digits3(struct seg *s)
     seg_word(s, s->end);
 }
 
-enum pass { P_END, P_GPT2, P_LLAMA3, P_QWEN2, P_TEKKEN, P_NUMBER_EACH, P_NUMBER_RUN, P_PUNCT, P_PUNCT_FALCON, P_DIGITS3 };
+enum pass {
+    P_END,
+    P_GPT2,
+    P_LLAMA3,
+    P_QWEN2,
+    P_TEKKEN,
+    P_NUMBER_EACH,
+    P_NUMBER_RUN,
+    P_PUNCT,
+    P_PUNCT_FALCON,
+    P_DIGITS3,
+};
 
 /* The regexes llama.cpp applies in turn, each inside the words of the previous one. */
 static const uint8_t k_pre_passes[PRE_COUNT][5] = {
@@ -1386,16 +1397,16 @@ static int load_model_type(struct load *l)
         return 0;
     }
     if (!(model.len == 4 && memcmp(model.p, "gpt2", 4) == 0))
-        return load_fail(l, -ENOTSUP, "tokenizer model '%s' (tokenizer.ggml.model) is not supported: only 'llama' and 'gpt2'",
-                         shown);
+        return load_fail(l, -ENOTSUP,
+                         "tokenizer model '%s' (tokenizer.ggml.model) is not supported: only 'llama' and 'gpt2'", shown);
     t->model = MODEL_BPE;
     t->bos = 11, t->eos = 11, t->unk = -1; /* llama.cpp's defaults for gpt2 */
 
     struct mfs_str pre;
     rc = mfs_gguf_get_str(l->g, "tokenizer.ggml.pre", &pre);
     if (rc == -ENOENT) {
-        mfs_log(MFS_LOG_WARN, "%s: no tokenizer.ggml.pre, using the 'default' pre-tokenizer: generation quality may suffer",
-                l->name);
+        mfs_log(MFS_LOG_WARN,
+                "%s: no tokenizer.ggml.pre, using the 'default' pre-tokenizer: generation quality may suffer", l->name);
         t->pre = PRE_DEFAULT;
         return 0;
     }
@@ -1489,8 +1500,8 @@ static int load_tokens(struct load *l)
         if (types) {
             memcpy(&ty, (const char *)types->arr.data + 4 * i, 4);
             if (ty < 0 || ty >= TT_COUNT)
-                return load_fail(l, -EINVAL, "tokenizer.ggml.token_type[%" PRIu64 "] = %" PRId32 " is not a token type (0..6)",
-                                 i, ty);
+                return load_fail(l, -EINVAL,
+                                 "tokenizer.ggml.token_type[%" PRIu64 "] = %" PRId32 " is not a token type (0..6)", i, ty);
         }
         t->attr[i] = k_type_attr[ty];
     }
@@ -1574,7 +1585,8 @@ static int load_merges(struct load *l)
             j = (j + 1) & t->merge_mask;
         if (t->merges[j].left1 != 0)
             continue; /* a repeated pair keeps its first rank, as llama.cpp's emplace */
-        t->merges[j] = (struct merge_slot){.left1 = (uint32_t)left + 1, .right = right, .rank = (int32_t)i, .result = result};
+        t->merges[j] =
+            (struct merge_slot){.left1 = (uint32_t)left + 1, .right = right, .rank = (int32_t)i, .result = result};
     }
     free(cat);
     if (skipped)
