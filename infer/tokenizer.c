@@ -1545,7 +1545,10 @@ static int load_merges(struct load *l)
     uint64_t n = merges->arr.n;
     if (n > INT32_MAX)
         return load_fail(l, -EINVAL, "tokenizer.ggml.merges has %" PRIu64 " entries", n);
-    uint64_t cap = table_cap(n);
+    /* A merge that is kept splits a token's text in two, and (result, split point) determines it:
+     * there are fewer distinct merges than bytes of token text. That bounds the table for a file
+     * of millions of bogus merges too. */
+    uint64_t cap = table_cap(n < t->off[t->n_vocab] ? n : t->off[t->n_vocab]);
     t->merges = calloc(cap, sizeof *t->merges);
     if (!t->merges)
         return load_fail(l, -ENOMEM, "out of memory for %" PRIu64 " merges", n);
