@@ -7,7 +7,8 @@
  * An input that starts with "GGUF" is a vocab instead: parsed, and when it makes a tokenizer,
  * a fixed text and the input itself are encoded and every id printed.
  *
- * The vocabs come from $MFS_SHARED_DATA (default ../shared/data, from the repository root). */
+ * The vocabs come from $MFS_SHARED_DATA (default ../shared/data, from the repository root), loaded
+ * on the first input: the replay build (tests/fuzz/replay.c) calls only LLVMFuzzerTestOneInput. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@
 
 #include "mfs_tokenizer.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static mfs_tokenizer *g_spm, *g_gpt2;
@@ -49,14 +49,13 @@ static mfs_tokenizer *load(const char *file)
     return t;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void init_once(void)
 {
-    (void)argc;
-    (void)argv;
+    if (g_spm)
+        return;
     mfs_log_set_sink(NULL, NULL, MFS_LOG_ERROR); /* no warnings from fuzzed vocabs */
     g_spm = load("ggml-vocab-llama-spm.gguf");
     g_gpt2 = load("ggml-vocab-gpt-2.gguf");
-    return 0;
 }
 
 /* The concatenated pieces (special tokens included); malloc'ed. */
@@ -120,6 +119,7 @@ static void fuzz_vocab(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    init_once();
     if (size >= 4 && memcmp(data, "GGUF", 4) == 0) {
         fuzz_vocab(data, size);
         return 0;

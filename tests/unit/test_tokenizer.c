@@ -7,7 +7,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -811,70 +810,7 @@ static void test_corrupt_vocabs(void **state)
     mfs_gguf_free(g);
 }
 
-/* ---------------------------------------------------------------- fuzz corpus and speed */
-
-/* tests/fuzz/corpus/tokenizer/ replays through the fuzz target's checks: a flag byte (bit 0
- * parse_special, bit 1 add_special) and a text, or a vocab when the file starts with "GGUF". */
-static void replay(const uint8_t *data, size_t len)
-{
-    int32_t *ids;
-    size_t n, dlen;
-    char *d;
-    if (len >= 4 && memcmp(data, "GGUF", 4) == 0) {
-        mfs_gguf *g;
-        mfs_tokenizer *t;
-        mfs_err err;
-        assert_int_equal(mfs_gguf_parse_memory(data, len, "seed", &g, &err), 0);
-        if (mfs_tokenizer_create(g, "seed", &t, &err) == 0) {
-            n = encode(t, (const char *)data, len, true, true, &ids);
-            free(decode(t, ids, n, true, &dlen));
-            free(ids);
-            mfs_tokenizer_free(t);
-        }
-        mfs_gguf_free(g);
-        return;
-    }
-    if (len == 0)
-        return;
-    bool parse = data[0] & 1, add = data[0] & 2;
-    const char *text = (const char *)data + 1;
-    n = encode(g_gpt2, text, len - 1, add, parse, &ids);
-    d = decode(g_gpt2, ids, n, true, &dlen);
-    assert_int_equal(dlen, len - 1);
-    assert_memory_equal(d, text, len - 1);
-    free(d);
-    free(ids);
-    n = encode(g_spm, text, len - 1, add, parse, &ids);
-    d = decode(g_spm, ids, n, true, &dlen);
-    if (!parse && !add && len > 1 && !memmem(text, len - 1, "\xe2\x96\x81", 3)) {
-        assert_int_equal(dlen, len);
-        assert_memory_equal(d + 1, text, len - 1);
-    }
-    free(d);
-    free(ids);
-}
-
-static void test_fuzz_corpus(void **state)
-{
-    (void)state;
-    DIR *d = opendir("tests/fuzz/corpus/tokenizer");
-    assert_non_null(d); /* tests run from the repository root */
-    size_t n_files = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "tests/fuzz/corpus/tokenizer/%s", de->d_name);
-        size_t len;
-        uint8_t *data = test_read_file(path, &len);
-        assert_non_null(data);
-        replay(data, len);
-        free(data);
-        n_files++;
-    }
-    closedir(d);
-    assert_true(n_files > 0);
-}
+/* ---------------------------------------------------------------- threads and speed */
 
 /* Encode and decode from several threads at once on one tokenizer: the same ids as alone. */
 struct worker {
@@ -999,7 +935,7 @@ int main(void)
         cmocka_unit_test(test_special_gpt2),    cmocka_unit_test(test_tiny_spm),
         cmocka_unit_test(test_tiny_bpe),        cmocka_unit_test(test_pretokenizers),
         cmocka_unit_test(test_pretokenizer_golden),
-        cmocka_unit_test(test_corrupt_vocabs),  cmocka_unit_test(test_fuzz_corpus),
+        cmocka_unit_test(test_corrupt_vocabs),
         cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_speed),
     };
