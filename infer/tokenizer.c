@@ -31,6 +31,7 @@
  */
 #include "mfs_tokenizer.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -391,13 +392,17 @@ static int ids_push(struct ids *o, int32_t id)
     return 0;
 }
 
-/* A candidate merge of symbols `left` and `right`. SPM: prio = score of the merged token, a = bytes
- * of the pair. BPE: prio = -rank, a/b = the two token ids at the time the pair was seen. */
+/* A candidate merge of symbols `left` and `right`, `size` bytes together when it was queued.
+ * SPM: prio = score of the merged token; BPE: prio = -rank (exact: fewer than 2^24 merges fit in a
+ * header). A symbol only grows by taking its right neighbor, so while both are still alive the
+ * pair is unchanged exactly when its size is: llama.cpp's size (SPM) and text (BPE) checks. */
 struct bigram {
-    double prio;
+    float prio;
     int32_t left, right;
-    int32_t a, b;
+    uint32_t size;
 };
+
+static_assert(MFS_GGUF_MAX_HEADER / 8 <= 1 << 24, "merge ranks are exact as float");
 
 struct heap {
     struct bigram *v;
@@ -498,7 +503,7 @@ static int spm_try_bigram(struct enc *e, int32_t left, int32_t right)
     int32_t id = find_token(e->t, e->buf + l->start, n);
     if (id < 0)
         return 0;
-    struct bigram b = {.prio = e->t->score[id], .left = left, .right = right, .a = (int32_t)n};
+    struct bigram b = {.prio = e->t->score[id], .left = left, .right = right, .size = (uint32_t)n};
     return heap_push(&e->heap, &b);
 }
 
@@ -555,7 +560,7 @@ static int spm_encode(struct enc *e, const char *text, size_t len, bool prefix_s
     while (e->heap.n > 0) {
         struct bigram b = heap_pop(&e->heap);
         struct sym *l = &e->sym[b.left], *r = &e->sym[b.right];
-        if (l->n == 0 || r->n == 0 || (int64_t)l->n + r->n != b.a)
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
             continue; /* one side already merged elsewhere */
         l->n += r->n;
         r->n = 0;
@@ -904,7 +909,8 @@ static int bpe_try_bigram(struct enc *e, int32_t left, int32_t right)
     const struct merge_slot *m = find_merge(e->t, a, b);
     if (!m)
         return 0;
-    struct bigram bg = {.prio = -(double)m->rank, .left = left, .right = right, .a = a, .b = b};
+    struct bigram bg = {
+        .prio = -(float)m->rank, .left = left, .right = right, .size = e->sym[left].n + e->sym[right].n};
     return heap_push(&e->heap, &bg);
 }
 
@@ -940,9 +946,9 @@ static int bpe_word(struct enc *e, const uint8_t *w, size_t n)
     while (e->heap.n > 0) {
         struct bigram b = heap_pop(&e->heap);
         struct sym *l = &e->sym[b.left], *r = &e->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->id != b.a || r->id != b.b)
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
             continue; /* outdated: one side changed since the pair was queued */
-        l->id = find_merge(t, b.a, b.b)->result;
+        l->id = find_merge(t, l->id, r->id)->result;
         l->n += r->n;
         r->n = 0;
         l->next = r->next;
