@@ -15,6 +15,10 @@
  *   u8 codec   u8 param (the ggml type for MFZ_BLOCKS, else 0)   u8[2] zero
  * Payload of the plane codecs (MFZ_BF16, MFZ_F16, MFZ_F32, MFZ_BLOCKS): one u32 per plane,
  * bit 31 = the plane is a zstd frame (else raw bytes), bits 0-30 its stored size; then the planes.
+ * MFZ_BF16X puts an 8-byte header before its plane table (below).
+ *
+ * Thread safety: a container source serves reads from any number of threads; an mfz_enc belongs to
+ * one thread; everything else here is stateless or initialized once.
  */
 #ifndef MFS_CONTAINER_H
 #define MFS_CONTAINER_H

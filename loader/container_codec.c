@@ -1,6 +1,7 @@
-/* The container's chunk codecs: byte planes for floats, field planes for quantized blocks, each
- * plane a zstd frame tuned as an entropy coder or raw bytes; and the inverse shuffle that puts the
- * planes back together (scalar, AVX2, AVX-512, chosen at run time). */
+/* The container's chunk codecs: byte planes for floats, 4-bit exponent codes for BF16, field planes
+ * for quantized blocks, each plane a zstd frame tuned as an entropy coder or raw bytes; the inverse
+ * shuffle and the exponent expansion that put the planes back together (scalar, AVX2, AVX-512,
+ * chosen at run time); the encoder's choice of codec per chunk. */
 #include "container.h"
 
 #include <assert.h>

@@ -3,8 +3,8 @@
  *   [source]       file, format, compression, sizes, alignment, data offset, notes
  *   [metadata]     one `key = value` line per GGUF key, in file order
  *   [tensors] N    one line per tensor: name, type, shape (ggml order), offset in the file, size
- *   [codecs] N     (the tensor-aware container) per tensor: codecs, chunks, stored size, ratio;
- *                  then the totals per codec
+ *   [codecs] N     (the tensor-aware container) per tensor that has bytes: codecs, chunks, stored
+ *                  size, ratio; a row for the header and padding; then the totals per codec
  *   [frames] N     (modelfs-inspect --frames) stored and decoded ranges of each compressed frame
  */
 #include <inttypes.h>
@@ -132,12 +132,8 @@ static void put_codecs(mfs_model *m, mfs_source *src, FILE *f)
     const struct mfs_source_info *info = mfs_source_info(src);
     const mfs_gguf *g = mfs_model_gguf(m);
     bool named = strncmp(mfs_model_format(m), "GGUF", 4) == 0;
-    uint64_t nt = 0;
-    for (uint64_t i = 0; i < info->n_frames; i++) {
-        struct mfs_frame_info fi;
-        if (mfs_source_frame(src, i, &fi) == 0 && fi.in_tensor && fi.tensor >= nt)
-            nt = (uint64_t)fi.tensor + 1;
-    }
+    /* tensor indices come from the file: only those of the presented header get a row */
+    uint64_t nt = mfs_gguf_n_tensors(g);
     struct codec_sum *t = calloc(nt + 1, sizeof *t), by[MAX_CODECS] = {{0}};
     const char *names[MAX_CODECS];
     unsigned n_names = 0;
@@ -155,11 +151,14 @@ static void put_codecs(mfs_model *m, mfs_source *src, FILE *f)
             names[n_names++] = codec;
         if (k == MAX_CODECS)
             continue;
-        struct codec_sum *x = &t[fi.in_tensor ? fi.tensor : nt]; /* nt: header and padding */
+        struct codec_sum *x = &t[fi.in_tensor && fi.tensor < nt ? fi.tensor : nt]; /* nt: the rest */
         x->chunks++, x->stored += fi.stored_size, x->size += fi.size, x->codecs |= 1u << k;
         by[k].chunks++, by[k].stored += fi.stored_size, by[k].size += fi.size;
     }
-    fprintf(f, "\n[codecs] %" PRIu64 "\n%-32s  %-24s  %7s  %12s  %12s  %6s\n", nt, "tensor", "codecs", "chunks",
+    uint64_t rows = 0;
+    for (uint64_t i = 0; i < nt; i++)
+        rows += t[i].chunks > 0;
+    fprintf(f, "\n[codecs] %" PRIu64 "\n%-32s  %-24s  %7s  %12s  %12s  %6s\n", rows, "tensor", "codecs", "chunks",
             "stored", "size", "ratio");
     for (uint64_t i = 0; i <= nt; i++) {
         const struct codec_sum *x = &t[i];
@@ -168,7 +167,7 @@ static void put_codecs(mfs_model *m, mfs_source *src, FILE *f)
             continue;
         if (i == nt)
             snprintf(label, sizeof label, "(header, padding)");
-        else if (named && i < mfs_gguf_n_tensors(g))
+        else if (named)
             snprintf(label, sizeof label, "%s", mfs_gguf_tensor(g, i)->name.p);
         else
             snprintf(label, sizeof label, "#%" PRIu64, i);
