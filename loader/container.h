@@ -15,7 +15,7 @@
  *   u8 codec   u8 param (the ggml type for MFZ_BLOCKS, else 0)   u8[2] zero
  * Payload of the plane codecs (MFZ_BF16, MFZ_F16, MFZ_F32, MFZ_BLOCKS): one u32 per plane,
  * bit 31 = the plane is a zstd frame (else raw bytes), bits 0-30 its stored size; then the planes.
- * MFZ_BF16X puts an 8-byte header before its plane table (below).
+ * MFZ_BF16X and MFZ_F16X put an 8-byte header before their plane table (below).
  *
  * Thread safety: a container source serves reads from any number of threads; an mfz_enc belongs to
  * one thread; everything else here is stateless or initialized once.
@@ -51,12 +51,15 @@ enum mfz_codec {
     MFZ_BLOCKS = 6, /* quantized blocks of ggml type `param` split into field planes */
     MFZ_BF16X = 7,  /* BF16 rotated left by 1; exponents as 4-bit codes from a base, two per byte
                      * (code 15: the exponent is in the escape plane), low bytes as a plane */
+    MFZ_F16X = 8,   /* same for F16, whose 3 bits between exponent and low byte are 3 bit planes */
     MFZ_CODEC_COUNT
 };
 
-/* MFZ_BF16X payload: u8 base exponent, u8[3] zero, u32 escapes, then the plane table (3 planes:
- * codes (ceil(n/2) bytes, element 2k in the low nibble of byte k), low bytes (n), escapes). */
-#define MFZ_BF16X_HEADER 8u
+/* MFZ_BF16X / MFZ_F16X payload: u8 base exponent, u8[3] zero, u32 escapes, then the plane table:
+ * codes (ceil(n/2) bytes, element 2k in the low nibble of byte k), low bytes (n), [F16X: bit
+ * planes of mantissa bits 7, 8, 9 (ceil(n/8) bytes each, element i in bit i%8 of byte i/8)],
+ * escapes (one exponent byte each). */
+#define MFZ_XHEADER 8u
 /* Exponent codes cover [base, base + 14]; 15 escapes. */
 #define MFZ_NIBBLE_SPAN 15u
 
@@ -121,7 +124,7 @@ long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, 
 #define MFZ_SCRATCH(n) (2 * (size_t)(n) + 64)
 
 /* The codec a chunk is stored with: `codec` (the tensor type's, from mfz_codec_for_type), the byte
- * planes when BF16 exponents are too spread for MFZ_BF16X, plain zstd when it is smaller (quantized
+ * planes when exponents are too spread for MFZ_BF16X or MFZ_F16X, plain zstd when it is smaller (quantized
  * blocks, chunks up to 16 KiB), raw when nothing saves a byte. Returns the payload size with the
  * payload in `out` and the codec in *used (MFZ_RAW: n, the payload is `src` itself), or -errno. */
 long mfz_encode_best(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, size_t n, uint8_t *out,
@@ -145,6 +148,9 @@ void mfz_merge(enum mfz_isa isa, const struct mfz_layout *l, const uint8_t *cons
 /* -EIO unless exactly n_esc codes are 15 and the padding nibble of an odd n is 0. */
 int mfz_expand_nibbles(enum mfz_isa isa, const uint8_t *codes, size_t n, uint8_t base, const uint8_t *esc,
                        size_t n_esc, uint8_t *out);
+/* F16 high bytes in place: e[i] = e[i] << 3 | bit i of b9 << 2 | bit i of b8 << 1 | bit i of b7,
+ * for exponents e[i] < 32. */
+void mfz_f16_high(enum mfz_isa isa, uint8_t *e, const uint8_t *b7, const uint8_t *b8, const uint8_t *b9, size_t n);
 /* The forward shuffle (encoder side; scalar). */
 void mfz_split(const struct mfz_layout *l, const uint8_t *src, size_t n, uint8_t *const *planes);
 

@@ -79,6 +79,7 @@ static_assert(sizeof k_fields / sizeof k_fields[0] == MFS_GGML_TYPE_COUNT, "fiel
 static const char *const k_codec_names[MFZ_CODEC_COUNT] = {
     [MFZ_RAW] = "raw", [MFZ_ZERO] = "zero", [MFZ_ZSTD] = "zstd", [MFZ_BF16] = "bf16-planes",
     [MFZ_F16] = "f16-planes", [MFZ_F32] = "f32-planes", [MFZ_BLOCKS] = "fields", [MFZ_BF16X] = "bf16-nibbles",
+    [MFZ_F16X] = "f16-nibbles",
 };
 static_assert(sizeof k_codec_names / sizeof k_codec_names[0] == MFZ_CODEC_COUNT, "names follow the enum");
 
@@ -128,7 +129,7 @@ unsigned mfz_codec_for_type(uint32_t type, unsigned *param)
     *param = 0;
     switch (type) {
     case MFS_GGML_BF16: return MFZ_BF16X;
-    case MFS_GGML_F16: return MFZ_F16;
+    case MFS_GGML_F16: return MFZ_F16X;
     case MFS_GGML_F32: return MFZ_F32;
     default:
         if (type < MFS_GGML_TYPE_COUNT && k_fields[type].n) {
@@ -149,7 +150,7 @@ uint32_t mfz_elem_size(unsigned codec, unsigned param)
     struct mfz_layout l;
     if (codec == MFZ_RAW || codec == MFZ_ZERO || codec == MFZ_ZSTD)
         return param == 0;
-    if (codec == MFZ_BF16X)
+    if (codec == MFZ_BF16X || codec == MFZ_F16X)
         return param == 0 ? 2 : 0;
     return mfz_layout_of(codec, param, &l) == 0 ? l.elem : 0;
 }
@@ -163,12 +164,15 @@ int mfz_check_sizes(unsigned codec, unsigned param, uint32_t csize, uint32_t dsi
     case MFZ_ZERO: return param == 0 && csize == 0 ? 0 : -ERANGE;
     case MFZ_ZSTD: return param == 0 && csize > 0 && csize <= ZSTD_compressBound(dsize) ? 0 : -ERANGE;
     case MFZ_BF16X:
+    case MFZ_F16X: {
+        uint32_t table = MFZ_XHEADER + 4 * (codec == MFZ_F16X ? 6 : 3);
         *elem = 2;
         if (param != 0)
             return -ENOENT;
         if (dsize % 2)
             return -EDOM;
-        return csize >= MFZ_BF16X_HEADER + 12 && csize - MFZ_BF16X_HEADER - 12 < dsize ? 0 : -ERANGE;
+        return csize >= table && csize - table < dsize ? 0 : -ERANGE;
+    }
     default:
         if (mfz_layout_of(codec, param, &l))
             return -ENOENT;
@@ -454,6 +458,74 @@ int mfz_expand_nibbles(enum mfz_isa isa, const uint8_t *codes, size_t n, uint8_t
     return 0;
 }
 
+static void f16_high_scalar(uint8_t *e, const uint8_t *b7, const uint8_t *b8, const uint8_t *b9, size_t from, size_t n)
+{
+    for (size_t i = from; i < n; i++) {
+        unsigned s = i & 7;
+        size_t k = i / 8;
+        e[i] = (uint8_t)(e[i] << 3 | ((b9[k] >> s) & 1) << 2 | ((b8[k] >> s) & 1) << 1 | ((b7[k] >> s) & 1));
+    }
+}
+
+#if MFZ_X86
+/* 32 elements per step: the 4 bytes of each bit plane spread to one byte per bit (every byte of
+ * 128-bit lane j gets source byte 2j or 2j+1, keeps its own bit, compares), masked to the bit's
+ * value. The exponent bytes are < 32, so a 16-bit shift by 3 keeps them apart. */
+__attribute__((target("avx2"))) static size_t f16_high_avx2(uint8_t *e, const uint8_t *b7, const uint8_t *b8,
+                                                            const uint8_t *b9, size_t n)
+{
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const uint8_t *const planes[3] = {b7, b8, b9};
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256i h = _mm256_slli_epi16(_mm256_loadu_si256((const __m256i *)(e + i)), 3);
+        for (int p = 0; p < 3; p++) {
+            uint32_t w;
+            memcpy(&w, planes[p] + i / 8, 4);
+            __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)w), spread);
+            v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+            h = _mm256_or_si256(h, _mm256_and_si256(v, _mm256_set1_epi8((char)(1 << p))));
+        }
+        _mm256_storeu_si256((__m256i *)(e + i), h);
+    }
+    return i;
+}
+
+/* 64 elements per step: 8 bytes of a bit plane are a mask register. */
+__attribute__((target("avx512f,avx512bw"))) static size_t f16_high_avx512(uint8_t *e, const uint8_t *b7,
+                                                                          const uint8_t *b8, const uint8_t *b9, size_t n)
+{
+    const uint8_t *const planes[3] = {b7, b8, b9};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        __m512i h = _mm512_slli_epi16(_mm512_loadu_si512((const void *)(e + i)), 3);
+        for (int p = 0; p < 3; p++) {
+            uint64_t w;
+            memcpy(&w, planes[p] + i / 8, 8);
+            h = _mm512_mask_add_epi8(h, (__mmask64)w, h, _mm512_set1_epi8((char)(1 << p)));
+        }
+        _mm512_storeu_si512((void *)(e + i), h);
+    }
+    return i;
+}
+#endif
+
+void mfz_f16_high(enum mfz_isa isa, uint8_t *e, const uint8_t *b7, const uint8_t *b8, const uint8_t *b9, size_t n)
+{
+    if (isa == MFZ_ISA_AUTO)
+        isa = mfz_isa_auto();
+    size_t done = 0;
+#if MFZ_X86
+    if (isa == MFZ_ISA_AVX512)
+        done = f16_high_avx512(e, b7, b8, b9, n);
+    else if (isa == MFZ_ISA_AVX2)
+        done = f16_high_avx2(e, b7, b8, b9, n);
+#endif
+    f16_high_scalar(e, b7, b8, b9, done, n);
+}
+
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 static enum mfz_isa g_isa = MFZ_ISA_SCALAR;
 
@@ -651,25 +723,28 @@ static bool put_planes(mfz_enc *e, uint8_t *out, size_t cap, size_t table, size_
     return true;
 }
 
-/* MFZ_BF16X: -EDOM when too many exponents fall outside the best window of 15 (the caller uses the
- * byte planes instead). */
-static long encode_bf16x(mfz_enc *e, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
+/* MFZ_BF16X and MFZ_F16X: the elements rotated left by one bit, r = exponent | middle bits | low
+ * byte, where BF16 has an 8-bit exponent and no middle bits, F16 a 5-bit exponent and 3. -EDOM when
+ * more than 1/64 of the exponents fall outside the best window of 15 (the caller then uses the byte
+ * planes). */
+static long encode_x(mfz_enc *e, bool f16, const uint8_t *src, size_t n, uint8_t *out, size_t cap)
 {
-    size_t ne = n / 2, nc = (ne + 1) / 2;
-    if (!grow_planes(e, ne + nc + ne))
+    const unsigned eshift = f16 ? 11 : 8, n_exp = f16 ? 32 : 256, n_bits = f16 ? 3 : 0, np = 3 + n_bits;
+    size_t ne = n / 2, nc = (ne + 1) / 2, nb = (ne + 7) / 8;
+    if (!grow_planes(e, ne + nc + n_bits * nb + ne))
         return -ENOMEM;
-    uint8_t *low = e->planes, *codes = low + ne, *esc = codes + nc;
+    uint8_t *low = e->planes, *codes = low + ne, *bits = codes + nc, *esc = bits + n_bits * nb;
     uint32_t hist[256] = {0};
     for (size_t i = 0; i < ne; i++) {
         uint16_t v;
         memcpy(&v, src + 2 * i, 2);
         v = rotl16(v);
         low[i] = (uint8_t)v;
-        hist[v >> 8]++;
+        hist[v >> eshift]++;
     }
     uint64_t in = 0, best = 0;
     unsigned base = 0;
-    for (unsigned b = 0; b < 256; b++) { /* window [b - 14, b] */
+    for (unsigned b = 0; b < n_exp; b++) { /* window [b - 14, b] */
         in += hist[b];
         if (b >= MFZ_NIBBLE_SPAN)
             in -= hist[b - MFZ_NIBBLE_SPAN];
@@ -681,23 +756,29 @@ static long encode_bf16x(mfz_enc *e, const uint8_t *src, size_t n, uint8_t *out,
     if (ne - best > ne / 64)
         return -EDOM;
     size_t n_esc = 0;
-    memset(codes, 0, nc);
+    memset(codes, 0, nc + n_bits * nb);
     for (size_t i = 0; i < ne; i++) {
-        uint8_t x = (uint8_t)(rotl16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8)) >> 8);
-        unsigned c = x >= base && x - base < MFZ_NIBBLE_SPAN ? x - base : 15;
+        uint16_t r = rotl16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        unsigned x = r >> eshift, c = x >= base && x - base < MFZ_NIBBLE_SPAN ? x - base : 15;
         if (c == 15)
-            esc[n_esc++] = x;
+            esc[n_esc++] = (uint8_t)x;
         codes[i / 2] |= (uint8_t)(c << (4 * (i & 1)));
+        for (unsigned k = 0; k < n_bits; k++)
+            bits[k * nb + i / 8] |= (uint8_t)(((r >> (8 + k)) & 1) << (i & 7));
     }
-    size_t table = MFZ_BF16X_HEADER, pos = table + 12;
+    size_t table = MFZ_XHEADER, pos = table + 4 * np;
     if (pos > cap)
         return 0;
-    memset(out, 0, MFZ_BF16X_HEADER);
+    memset(out, 0, MFZ_XHEADER);
     out[0] = (uint8_t)base;
     put32(out + 4, (uint32_t)n_esc);
-    uint8_t *planes[3] = {codes, low, esc};
-    size_t lens[3] = {nc, ne, n_esc};
-    if (!put_planes(e, out, cap, table, &pos, planes, lens, 3))
+    uint8_t *planes[6] = {codes, low, bits, bits + nb, bits + 2 * nb, esc};
+    size_t lens[6] = {nc, ne, nb, nb, nb, n_esc};
+    if (f16 == false) {
+        planes[2] = esc;
+        lens[2] = n_esc;
+    }
+    if (!put_planes(e, out, cap, table, &pos, planes, lens, np))
         return 0;
     return pos < n ? (long)pos : 0;
 }
@@ -712,8 +793,8 @@ long mfz_encode(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *src, 
     }
     if (n > MFZ_MAX_CHUNK)
         return -EINVAL;
-    if (codec == MFZ_BF16X)
-        return n % 2 || param ? -EINVAL : encode_bf16x(e, src, n, out, cap);
+    if (codec == MFZ_BF16X || codec == MFZ_F16X)
+        return n % 2 || param ? -EINVAL : encode_x(e, codec == MFZ_F16X, src, n, out, cap);
     struct mfz_layout l;
     if (mfz_layout_of(codec, param, &l) || n % l.elem)
         return -EINVAL;
@@ -741,8 +822,8 @@ long mfz_encode_best(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *
     int nc = 0;
     if (codec != MFZ_ZSTD)
         cand[nc++] = codec;
-    if (codec == MFZ_BF16X && n <= SMALL_CHUNK)
-        cand[nc++] = MFZ_BF16;
+    if ((codec == MFZ_BF16X || codec == MFZ_F16X) && n <= SMALL_CHUNK)
+        cand[nc++] = codec == MFZ_BF16X ? MFZ_BF16 : MFZ_F16;
     if (codec == MFZ_ZSTD || codec == MFZ_BLOCKS || n <= SMALL_CHUNK)
         cand[nc++] = MFZ_ZSTD;
     if (e->tmp_cap < cap) {
@@ -759,8 +840,8 @@ long mfz_encode_best(mfz_enc *e, unsigned codec, unsigned param, const uint8_t *
         uint8_t *dst = best ? e->tmp : out; /* a later candidate must beat the one in out */
         size_t lim = best ? (size_t)best : cap;
         long r = mfz_encode(e, c, prm, src, n, dst, lim);
-        if (r == -EDOM && c == MFZ_BF16X) /* exponents too spread for 4-bit codes: byte planes */
-            r = mfz_encode(e, c = MFZ_BF16, 0, src, n, dst, lim);
+        if (r == -EDOM && (c == MFZ_BF16X || c == MFZ_F16X)) /* exponents too spread for 4-bit codes */
+            r = mfz_encode(e, c = c == MFZ_BF16X ? MFZ_BF16 : MFZ_F16, 0, src, n, dst, lim);
         if (r < 0)
             return r;
         if (r > 0 && (!best || r < best)) {
@@ -804,21 +885,33 @@ static int get_planes(ZSTD_DCtx *dctx, const uint8_t *src, size_t csize, size_t 
     return pos == csize ? 0 : -EIO;
 }
 
-static int decode_bf16x(ZSTD_DCtx *dctx, const uint8_t *src, size_t csize, uint8_t *dst, size_t n, uint8_t *scratch)
+static int decode_x(ZSTD_DCtx *dctx, bool f16, const uint8_t *src, size_t csize, uint8_t *dst, size_t n,
+                    uint8_t *scratch)
 {
-    if (n % 2 || csize < MFZ_BF16X_HEADER)
+    const unsigned n_exp = f16 ? 32 : 256, np = f16 ? 6 : 3;
+    if (n % 2 || csize < MFZ_XHEADER)
         return -EIO;
-    size_t ne = n / 2, n_esc = get32(src + 4), sat = ne; /* scratch: exponents, then zstd planes */
+    size_t ne = n / 2, nb = (ne + 7) / 8, n_esc = get32(src + 4), sat = ne; /* scratch: exponents, zstd planes */
     uint8_t base = src[0];
-    if (src[1] || src[2] || src[3] || n_esc > ne || base > 255 - (MFZ_NIBBLE_SPAN - 1))
+    if (src[1] || src[2] || src[3] || n_esc > ne || base > n_exp - MFZ_NIBBLE_SPAN)
         return -EIO;
-    size_t lens[3] = {(ne + 1) / 2, ne, n_esc};
-    const uint8_t *planes[3];
-    int rc = get_planes(dctx, src, csize, MFZ_BF16X_HEADER, lens, 3, scratch, &sat, planes);
-    if (rc || (rc = mfz_expand_nibbles(MFZ_ISA_AUTO, planes[0], ne, base, planes[2], n_esc, scratch)))
+    size_t lens[6] = {(ne + 1) / 2, ne, nb, nb, nb, n_esc};
+    if (!f16)
+        lens[2] = n_esc;
+    const uint8_t *planes[6];
+    int rc = get_planes(dctx, src, csize, MFZ_XHEADER, lens, np, scratch, &sat, planes);
+    if (rc)
         return rc;
+    const uint8_t *esc = planes[np - 1];
+    for (size_t k = 0; f16 && k < n_esc; k++)
+        if (esc[k] >= n_exp)
+            return -EIO;
+    if ((rc = mfz_expand_nibbles(MFZ_ISA_AUTO, planes[0], ne, base, esc, n_esc, scratch)))
+        return rc;
+    if (f16)
+        mfz_f16_high(MFZ_ISA_AUTO, scratch, planes[2], planes[3], planes[4], ne);
     struct mfz_layout l;
-    mfz_layout_of(MFZ_BF16, 0, &l);
+    mfz_layout_of(MFZ_BF16, 0, &l); /* 2-byte elements rotated, 2 byte planes: also F16's */
     const uint8_t *bytes[2] = {planes[1], scratch};
     mfz_merge(MFZ_ISA_AUTO, &l, bytes, ne, dst);
     return 0;
@@ -831,8 +924,8 @@ int mfz_decode(ZSTD_DCtx *dctx, unsigned codec, unsigned param, const uint8_t *s
         size_t r = ZSTD_decompressDCtx(dctx, dst, n, src, csize);
         return !ZSTD_isError(r) && r == n ? 0 : -EIO;
     }
-    if (codec == MFZ_BF16X)
-        return param ? -EIO : decode_bf16x(dctx, src, csize, dst, n, scratch);
+    if (codec == MFZ_BF16X || codec == MFZ_F16X)
+        return param ? -EIO : decode_x(dctx, codec == MFZ_F16X, src, csize, dst, n, scratch);
     struct mfz_layout l;
     if (mfz_layout_of(codec, param, &l) || n % l.elem)
         return -EIO;

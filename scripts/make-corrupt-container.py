@@ -5,7 +5,7 @@ reader handles. Each starts from one valid container and breaks exactly one thin
     scripts/make-corrupt-container.py [OUTDIR [MODELFS-PACK]]
 
 base.gguf is a small GGUF with BF16, F16, F32 and Q8_0 tensors of normal-looking weights (so
-their planes are zstd frames) and a BF16 tensor of widely spread magnitudes (byte planes rather
+their planes are zstd frames; the 20 KiB BF16 and F16 ones get 4-bit exponent codes) and a BF16 tensor of widely spread magnitudes (byte planes rather
 than 4-bit exponent codes); base.mfz is it packed with 32 KiB chunks. The expected outcome of
 each file is written to OUTDIR/expected.txt (checked by test_container): "OK", the exact open
 error, or "EIO LO HI" when the file opens and only reads of decoded bytes [LO, HI) fail.
@@ -23,9 +23,9 @@ import mfsgguf as G  # noqa: E402
 
 HEADER = struct.Struct("<8sIIQQQII16s")   # magic, version, flags, size, n_chunks, index_off, input, chunk
 ENTRY = struct.Struct("<QIIQIBBBB")       # stored off, stored size, decoded size, xxh3, tensor, codec, param, 2 zero
-RAW, ZERO, ZSTD, BF16, F16, F32, BLOCKS, BF16X = range(8)
+RAW, ZERO, ZSTD, BF16, F16, F32, BLOCKS, BF16X, F16X = range(9)
 NAMES = {RAW: "raw", ZERO: "zero", ZSTD: "zstd", BF16: "bf16-planes", F16: "f16-planes", F32: "f32-planes",
-         BLOCKS: "fields", BF16X: "bf16-nibbles"}
+         BLOCKS: "fields", BF16X: "bf16-nibbles", F16X: "f16-nibbles"}
 assert HEADER.size == 64 and ENTRY.size == 32
 
 
@@ -36,10 +36,12 @@ def base_gguf(path):
     w.add_kv("general.name", G.STRING, "container test")
     tensors = [
         # 20 KiB: one chunk above 16 KiB, so 4-bit exponent codes (smaller chunks may take byte
-        # planes); the mantissas keep their top 3 bits, so the low-byte plane is a zstd frame too
+        # planes); sign and exponent only (smaller files), so the low-byte plane is a zstd frame too
         ("a.bf16", G.BF16, [2048, 5], lambda: G.fp32_to_bf16(rng.normal(0, 0.02, 10240).astype(np.float32))
-         & np.uint16(0xFFF0)),
-        ("b.f16", G.F16, [512, 2], lambda: G.fp32_to_fp16(rng.normal(0, 0.05, 1024).astype(np.float32))),
+         & np.uint16(0xFF80)),
+        # 20 KiB too, sign and exponent only: the mantissa bit planes are zstd frames of zeros
+        ("b.f16", G.F16, [2048, 5], lambda: G.fp32_to_fp16(rng.normal(0, 0.05, 10240).astype(np.float32))
+         .view(np.uint16) & np.uint16(0xFC00)),
         ("c.f32", G.F32, [256], lambda: (1 + rng.normal(0, 0.1, 256)).astype("<f4")),
         # magnitudes spread over 2^-20..1: too many exponents for 4-bit codes, so byte planes
         ("e.bf16", G.BF16, [256, 2], lambda: G.fp32_to_bf16(
@@ -150,6 +152,9 @@ def files(c):
     yield "plane-not-zstd.mfz", c.patched(table + 4 * zp, struct.pack("<I", words[zp] & 0x7FFFFFFF)), c.eio(k)
     yield "escape-count.mfz", c.patched(e[0] + 4, struct.pack("<I", n_esc + 1)), c.eio(k)
     yield "exponent-base.mfz", c.patched(e[0], bytes([250])), c.eio(k)
+    h = c.first(F16X)
+    he = c.entries[h]
+    yield "f16-exponent-base.mfz", c.patched(he[0], bytes([18])), c.eio(h)  # base + 14 > 31
     w = c.first(BF16)  # the widely spread tensor: byte planes
     yield "bad-checksum-planes.mfz", c.with_entry(w, sum=c.entries[w][3] ^ (1 << 63)), c.eio(w)
 

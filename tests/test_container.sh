@@ -21,7 +21,7 @@ pack_both() {
     echo "$(stat -c %s "$1") $(stat -c %s "$1.mfz") $(stat -c %s "$1.zst")"
 }
 
-declare -A codec=([f32]=f32-planes [f16]=f16-planes [bf16]=bf16-nibbles [q8_0]=fields [q4_0]=fields)
+declare -A codec=([f32]=f32-planes [f16]=f16-nibbles [bf16]=bf16-nibbles [q8_0]=fields [q4_0]=fields)
 for type in f32 f16 bf16 q8_0 q4_0; do
     m="$work/m-$type.gguf"
     /usr/bin/python3 scripts/gen-model.py --out "$m" --type "$type" --dim 128 --layers 2 --heads 4 --kv-heads 2 \

@@ -264,10 +264,11 @@ static void test_round_trip(void **state)
                 const struct mfs_gguf_tensor *t = mfs_gguf_tensor(g, i);
                 unsigned param, codec = mfz_codec_for_type(t->type, &param);
                 /* quantized fields may lose to plain zstd on these synthetic quants, never to raw */
-                /* chunks up to 16 KiB of BF16 may take the byte planes (smaller tables) */
+                /* chunks up to 16 KiB of BF16 and F16 may take the byte planes (smaller tables) */
                 if (t->size > CHUNK && codec != MFZ_ZSTD && !has_codec(s, mfz_codec_name(codec), (uint32_t)i, false) &&
                     !(codec == MFZ_BLOCKS && has_codec(s, "zstd", (uint32_t)i, false)) &&
-                    !(codec == MFZ_BF16X && has_codec(s, "bf16-planes", (uint32_t)i, false)))
+                    !(codec == MFZ_BF16X && has_codec(s, "bf16-planes", (uint32_t)i, false)) &&
+                    !(codec == MFZ_F16X && has_codec(s, "f16-planes", (uint32_t)i, false)))
                     fail_msg("%s: no %s chunk", t->name.p, mfz_codec_name(codec));
             }
         }
@@ -364,6 +365,36 @@ static void test_nibbles(void **state)
     }
 }
 
+/* F16 high bytes from exponents and three bit planes, every instruction set against scalar. */
+static void test_f16_high(void **state)
+{
+    (void)state;
+    uint64_t x = 99;
+    for (size_t n = 0; n < 600; n += 1 + n / 6) {
+        size_t nb = (n + 7) / 8;
+        uint8_t *e = malloc(n + 1), *ref = malloc(n + 1), *out = malloc(n + 1), *b = malloc(3 * nb + 1);
+        for (size_t i = 0; i < n; i++)
+            e[i] = (uint8_t)(rng(&x) % 32);
+        for (size_t i = 0; i < 3 * nb; i++)
+            b[i] = (uint8_t)rng(&x);
+        memcpy(ref, e, n);
+        mfz_f16_high(MFZ_ISA_SCALAR, ref, b, b + nb, b + 2 * nb, n);
+        for (size_t i = 0; i < n; i++) {
+            unsigned s = i & 7, k = (unsigned)(i / 8);
+            assert_int_equal(ref[i], e[i] << 3 | ((b[2 * nb + k] >> s) & 1) << 2 | ((b[nb + k] >> s) & 1) << 1 |
+                                         ((b[k] >> s) & 1));
+        }
+        for (enum mfz_isa isa = MFZ_ISA_AUTO; isa <= MFZ_ISA_AVX512; isa++) {
+            if (!mfz_isa_supported(isa))
+                continue;
+            memcpy(out, e, n);
+            mfz_f16_high(isa, out, b, b + nb, b + 2 * nb, n);
+            assert_memory_equal(out, ref, n);
+        }
+        free(e), free(ref), free(out), free(b);
+    }
+}
+
 /* Each quantized type's fields cover its block exactly, in order. */
 static void test_field_tables(void **state)
 {
@@ -404,7 +435,10 @@ static void test_decode_bounds(void **state)
     mfz_enc_params_default(&p, 3);
     mfz_enc *e = mfz_enc_new(&p);
     ZSTD_DCtx *d = ZSTD_createDCtx();
-    for (unsigned codec = MFZ_BF16; codec <= MFZ_BF16X; codec += MFZ_BF16X - MFZ_BF16) {
+    static const unsigned codecs[] = {MFZ_BF16, MFZ_BF16X, MFZ_F16, MFZ_F16X};
+    for (size_t c = 0; c < 4; c++) {
+        unsigned codec = codecs[c];
+        fill(src, N, codec == MFZ_BF16 || codec == MFZ_BF16X ? MFS_GGML_BF16 : MFS_GGML_F16, &x);
         long n = mfz_encode(e, codec, 0, src, N, enc, N + 64);
         assert_true(n > 8 && n < N);
         assert_int_equal(mfz_decode(d, codec, 0, enc, (size_t)n, dst, N, scratch), 0);
@@ -418,10 +452,25 @@ static void test_decode_bounds(void **state)
         assert_int_equal(mfz_decode(d, codec, 0, enc, (size_t)n, dst, N - 2, scratch), -EIO); /* wrong size */
         assert_int_equal(mfz_decode(d, MFZ_F32, 0, enc, (size_t)n, dst, N, scratch), -EIO);  /* wrong codec */
     }
-    /* exponents spread over more than 15 values: BF16X declines, byte planes take it */
+    /* F16 with one escaped exponent (the payload's last byte: the raw escape plane); an escape or a
+     * base beyond F16's 5-bit exponents is corrupt */
+    fill(src, N, MFS_GGML_F16, &x);
+    src[N - 1] = 0x7B; /* 65504-ish: exponent 30, outside the window of the weights' */
+    long n = mfz_encode(e, MFZ_F16X, 0, src, N, enc, N + 64);
+    assert_true(n > 0);
+    assert_int_equal(enc[4], 1); /* one escape */
+    assert_int_equal(mfz_decode(d, MFZ_F16X, 0, enc, (size_t)n, dst, N, scratch), 0);
+    assert_memory_equal(dst, src, N);
+    enc[n - 1] = 32;
+    assert_int_equal(mfz_decode(d, MFZ_F16X, 0, enc, (size_t)n, dst, N, scratch), -EIO);
+    enc[n - 1] = 30;
+    enc[0] = 18;
+    assert_int_equal(mfz_decode(d, MFZ_F16X, 0, enc, (size_t)n, dst, N, scratch), -EIO);
+    /* exponents spread over more than 15 values: the nibble codecs decline, byte planes take it */
     for (size_t i = 0; i < N; i += 2)
         src[i + 1] = (uint8_t)rng(&x);
     assert_int_equal(mfz_encode(e, MFZ_BF16X, 0, src, N, enc, N + 64), -EDOM);
+    assert_int_equal(mfz_encode(e, MFZ_F16X, 0, src, N, enc, N + 64), -EDOM);
     mfz_enc_free(e);
     ZSTD_freeDCtx(d);
     free(src), free(enc), free(dst), free(scratch);
@@ -611,6 +660,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),   cmocka_unit_test(test_shuffles),   cmocka_unit_test(test_nibbles),
+        cmocka_unit_test(test_f16_high),
         cmocka_unit_test(test_field_tables),
         cmocka_unit_test(test_decode_bounds), cmocka_unit_test(test_expected_errors), cmocka_unit_test(test_threads),
         cmocka_unit_test(test_inputs),
