@@ -57,6 +57,9 @@ static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dec *g_pool;
 static unsigned g_pool_n;
 #define POOL_KEEP 8
+/* Buffers larger than this are freed after use rather than kept in the pool: a container with
+ * 64 MiB chunks (the most the format allows) needs ~200 MiB of them per decode. */
+#define POOL_KEEP_BYTES (8u << 20)
 
 static void dec_free(struct dec *d)
 {
@@ -100,6 +103,16 @@ static struct dec *dec_get(size_t in_size, size_t scratch_size)
 
 static void dec_put(struct dec *d)
 {
+    if (d->in_cap > POOL_KEEP_BYTES) {
+        free(d->in);
+        d->in = NULL;
+        d->in_cap = 0;
+    }
+    if (d->scratch_cap > POOL_KEEP_BYTES) {
+        free(d->scratch);
+        d->scratch = NULL;
+        d->scratch_cap = 0;
+    }
     pthread_mutex_lock(&g_pool_mu);
     if (g_pool_n < POOL_KEEP) {
         d->next = g_pool;
