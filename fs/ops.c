@@ -14,6 +14,7 @@
 
 #include "mfs_ggml.h"
 #include "mfs_model.h"
+#include "watch.h"
 
 /* Snapshots are immutable while their source is unchanged, and changes are found on open,
  * lookup and getattr: the kernel may cache names and attributes for a long time. */
@@ -81,6 +82,7 @@ struct fs_ctx {
     bool nstop, nstarted;
     pthread_t nthread;
     struct fuse_session *se;
+    struct fs_watch *watch; /* NULL without inotify */
 
     pthread_key_t buf_key; /* per-thread read buffer */
 
@@ -242,9 +244,8 @@ static void *notifier(void *arg)
         pthread_mutex_unlock(&c->nmu);
         /* -ENOENT: the kernel has no such dentry; nothing to do */
         int rc = fuse_lowlevel_notify_inval_entry(c->se, q->parent, q->name, strlen(q->name));
-        if (rc && rc != -ENOENT)
-            mfs_log(MFS_LOG_DEBUG, "invalidating %s in directory %" PRIu64 ": %s", q->name, q->parent,
-                    strerror(-rc));
+        mfs_log(MFS_LOG_DEBUG, "invalidate %s in directory %" PRIu64 ": %s", q->name, q->parent,
+                rc ? strerror(-rc) : "done");
         atomic_fetch_add(&c->notices, 1);
         free(q);
         pthread_mutex_lock(&c->nmu);
@@ -253,9 +254,19 @@ static void *notifier(void *arg)
     return NULL;
 }
 
+static void on_listed(void *user, struct fs_entry *dir)
+{
+    struct fs_ctx *c = user;
+    fs_watch_add(c->watch, dir);
+}
+
 int fs_ctx_start(struct fs_ctx *c, struct fuse_session *se)
 {
     c->se = se;
+    int wrc = fs_watch_create(c->tree, &c->watch);
+    if (wrc)
+        mfs_log(MFS_LOG_WARN, "inotify: %s; source changes are found on open, lookup and listing only",
+                strerror(-wrc));
     pthread_mutex_lock(&c->nmu);
     c->nstop = false;
     int rc = pthread_create(&c->nthread, NULL, notifier, c);
@@ -266,6 +277,8 @@ int fs_ctx_start(struct fs_ctx *c, struct fuse_session *se)
 
 void fs_ctx_stop(struct fs_ctx *c)
 {
+    fs_watch_destroy(c->watch); /* it feeds the notifier */
+    c->watch = NULL;
     pthread_mutex_lock(&c->nmu);
     bool started = c->nstarted;
     c->nstop = true;
@@ -307,7 +320,8 @@ int fs_ctx_create(const struct fs_ctx_config *cfg, struct fs_ctx **out, mfs_err 
     c->n_buckets = 1024;
     if (!(c->buckets = calloc(c->n_buckets, sizeof *c->buckets)))
         goto fail;
-    struct fs_tree_config tc = {.root = cfg->source, .model = c->mopts, .changed = on_changed, .user = c};
+    struct fs_tree_config tc = {
+        .root = cfg->source, .model = c->mopts, .changed = on_changed, .listed = on_listed, .user = c};
     if ((rc = fs_tree_create(&tc, &c->tree, err)))
         goto fail;
     rc = -ENOMEM;

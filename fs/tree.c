@@ -541,6 +541,8 @@ static int rebuild(struct fs_tree *t, struct fs_entry *dir, char ***changed, siz
     dir->listing = l;
     l = NULL;
     listing_free(old);
+    if (!old && t->cfg.listed)
+        t->cfg.listed(t->cfg.user, dir);
     atomic_fetch_add(&t->st_rebuilds, 1);
     rc = 0;
 out:
@@ -633,6 +635,33 @@ void fs_dirents_free(struct fs_dirent *d, size_t n)
     free(d);
 }
 
+/* With dir->mu held: is the listing up to date with the directory and every entry in it? */
+static int listing_fresh(struct fs_tree *t, struct fs_entry *dir, bool *fresh)
+{
+    int rc = dir_state(t, dir, fresh);
+    for (size_t i = 0; !rc && *fresh && i < dir->listing->n; i++)
+        *fresh = !entry_changed(t, dir->listing->entries[i]);
+    return rc;
+}
+
+int fs_tree_refresh(struct fs_tree *t, struct fs_entry *dir)
+{
+    if (dir->kind != FS_DIR)
+        return -ENOTDIR;
+    if (atomic_load(&dir->stale))
+        return -ESTALE;
+    char **changed = NULL;
+    size_t n_changed = 0;
+    bool fresh = true;
+    pthread_mutex_lock(&dir->mu);
+    int rc = dir->listing ? listing_fresh(t, dir, &fresh) : 0;
+    if (!rc && !fresh)
+        rc = rebuild(t, dir, &changed, &n_changed);
+    pthread_mutex_unlock(&dir->mu);
+    report_changes(t, dir, changed, n_changed);
+    return rc;
+}
+
 int fs_tree_readdir(struct fs_tree *t, struct fs_entry *dir, struct fs_dirent **out, size_t *n_out)
 {
     if (dir->kind != FS_DIR)
@@ -643,10 +672,8 @@ int fs_tree_readdir(struct fs_tree *t, struct fs_entry *dir, struct fs_dirent **
     size_t n_changed = 0;
     bool fresh;
     pthread_mutex_lock(&dir->mu);
-    int rc = dir_state(t, dir, &fresh);
     /* a listing is shown whole: every entry is checked, not only the directory's mtime */
-    for (size_t i = 0; !rc && fresh && i < dir->listing->n; i++)
-        fresh = !entry_changed(t, dir->listing->entries[i]);
+    int rc = listing_fresh(t, dir, &fresh);
     if (!rc && !fresh)
         rc = rebuild(t, dir, &changed, &n_changed);
     struct fs_dirent *d = NULL;

@@ -71,10 +71,14 @@ struct fs_tree;
  * when a listing was rebuilt (the kernel may hold a stale dentry for it). */
 typedef void (*fs_tree_changed_fn)(void *user, uint64_t dir_ino, const char *name);
 
+/* Called with the directory's lock held when `dir`'s first listing was built (to watch it). */
+typedef void (*fs_tree_listed_fn)(void *user, struct fs_entry *dir);
+
 struct fs_tree_config {
     const char *root;              /* absolute path of the source directory */
     struct mfs_model_opts model;   /* how models are opened */
     fs_tree_changed_fn changed;    /* may be NULL */
+    fs_tree_listed_fn listed;      /* may be NULL */
     void *user;
 };
 
@@ -106,6 +110,10 @@ bool fs_tree_current(struct fs_tree *t, struct fs_entry *dir, const char *name, 
                      enum fs_view view);
 /* Has the source of model entry `e` changed since it was opened? */
 bool fs_tree_model_changed(const struct fs_entry *e);
+
+/* Bring `dir`'s listing up to date if it was built and anything in it changed (reporting the
+ * names that changed). -ESTALE if `dir` is gone. */
+int fs_tree_refresh(struct fs_tree *t, struct fs_entry *dir);
 
 /* A snapshot of the listing of `dir`, sorted by name: free with fs_dirents_free. */
 int fs_tree_readdir(struct fs_tree *t, struct fs_entry *dir, struct fs_dirent **out, size_t *n);
