@@ -183,8 +183,9 @@ int main(int argc, char **argv)
         status = 0;
         goto out;
     }
-    /* always read-only, whatever mount(8) passed ("rw" was dropped) */
-    if (fuse_opt_add_arg(&args, "-oro") || fuse_opt_add_arg(&args, "-osubtype=modelfs") ||
+    /* always read-only, whatever mount(8) passed ("rw" was dropped); no device files or setuid
+     * bits are ever shown, say so to the kernel too */
+    if (fuse_opt_add_arg(&args, "-oro,nosuid,nodev") || fuse_opt_add_arg(&args, "-osubtype=modelfs") ||
         (cl.o.allow_other && !cl.o.default_permissions && fuse_opt_add_arg(&args, "-odefault_permissions")) ||
         (cl.source && add_opt_escaped(&args, "fsname=", cl.source))) {
         fprintf(stderr, "modelfs: out of memory\n");
@@ -212,8 +213,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "modelfs: %s: the source cannot be inside the mountpoint %s\n", source, copts.mountpoint);
         goto out;
     }
-    if (cl.o.saw_rw)
-        fprintf(stderr, "modelfs: note: the mount is always read-only; 'rw' ignored\n");
     if (copts.debug)
         mfs_log_set_sink(NULL, NULL, MFS_LOG_DEBUG);
 
@@ -227,8 +226,10 @@ int main(int argc, char **argv)
     /* the mountpoint may sit inside the source: hide it there, never look into it */
     fs_tree_hide(fs_ctx_tree(ctx), mst.st_dev, mst.st_ino);
 
-    if (!(se = fuse_session_new(&args, fs_ops(), fs_ops_size(), ctx)))
-        goto out; /* libfuse said why (an unknown option, most likely) */
+    if (!(se = fuse_session_new(&args, fs_ops(), fs_ops_size(), ctx))) {
+        status = 2; /* libfuse said why: an unknown option, nearly always */
+        goto out;
+    }
     if (fuse_set_signal_handlers(se))
         goto out;
     handlers = true;
