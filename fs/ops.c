@@ -790,10 +790,19 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
     const void *data;
     switch (h->kind) {
     case N_META:
-    case N_STATS:
-        data = h->text + o;
+    case N_STATS: {
+        /* copied: once the kernel has the reply, a RELEASE on another thread may free the text
+         * before fuse_reply_buf returns here */
+        void *buf = thread_buf(c, len);
+        if (!buf) {
+            reply_err(req, -ENOMEM);
+            return;
+        }
+        memcpy(buf, h->text + o, len);
+        data = buf;
         n = (ssize_t)len;
         break;
+    }
     case N_FILE:
     case N_GGUF:
     case N_TENSOR: {

@@ -75,6 +75,7 @@ void fs_entry_unref(struct fs_entry *e)
         pthread_mutex_destroy(&e->mu);
     }
     free(e->name);
+    free(e->pname);
     free(e->relpath);
     free(e->path);
     free(e);

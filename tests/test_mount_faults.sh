@@ -117,15 +117,16 @@ timeout 60 cat "$M/v.gguf" "$M/p.gguf" >/dev/null
         cp "$src" "$S/.p.tmp" && mv "$S/.p.tmp" "$S/p.gguf"
         sleep 0.3
     done
+    touch "$T/swapped"
 ) &
 swapper=$!
 PIDS+=("$swapper")
-$PY - "$M" "$A" "$B" <<'PYEOF' || fail "mixed bytes under replacement"
+timeout 300 $PY - "$M" "$A" "$B" "$T/swapped" <<'PYEOF' || fail "mixed bytes under replacement"
 import hashlib, os, sys, time
-mnt, A, B = sys.argv[1:4]
-end = time.time() + 4.0
-counts = {"A": 0, "B": 0, "err": 0}
-while time.time() < end:
+mnt, A, B, done = sys.argv[1:5]
+counts = {"A": 0, "B": 0, "errors": 0}
+# read until the swapper is done, and at least a few times (slow sanitizer builds)
+while not os.path.exists(done) or counts["A"] + counts["B"] < 4:
     for name in ("v.gguf", "p.gguf"):
         h = hashlib.sha256()
         try:
@@ -137,7 +138,9 @@ while time.time() < end:
                     h.update(b)
                     time.sleep(0.002)  # slow reader: replacements land mid-read
         except OSError as e:
-            counts["err"] += 1
+            # allowed: an open that raced two replacements in a row
+            print("%s: %s" % (name, e.strerror))
+            counts["errors"] += 1
             continue
         d = h.hexdigest()
         if d == A:
@@ -147,8 +150,8 @@ while time.time() < end:
         else:
             print("%s: read a mix of versions (sha %s)" % (name, d[:16]))
             sys.exit(1)
-print("reads: %d of version A, %d of version B, %d errors" % (counts["A"], counts["B"], counts["err"]))
-sys.exit(0 if counts["A"] and counts["B"] else 1)
+print("reads: %d of version A, %d of version B, %d errors" % (counts["A"], counts["B"], counts["errors"]))
+sys.exit(0 if counts["errors"] <= (counts["A"] + counts["B"]) // 4 else 1)
 PYEOF
 timeout 30 tail --pid=$swapper -f /dev/null
 # the last swap put version A back (12 is even)
