@@ -66,12 +66,12 @@ struct mfs_chunked {
     unsigned flags;
     char *name;
     /* under e->mu */
-    uint64_t last_idx;     /* chunk of the previous read, for sequential detection */
+    uint64_t last_idx; /* chunk of the previous read, for sequential detection */
+    unsigned run;      /* reads that moved to the next chunk in a row */
     unsigned busy;         /* entries of this stream being decoded or waited on */
-    uint64_t logged_errors;
+    uint8_t *logged;       /* chunks whose failure was logged */
 };
 
-#define MAX_LOGGED_ERRORS 16
 #define BIG_BUFFER (64u << 10)
 
 /* ---------------------------------------------------------------- buffers */
@@ -118,12 +118,13 @@ static void pool_trim(mfs_engine *e, uint64_t keep)
     }
 }
 
-/* Give a buffer back: into the pool when it is big enough to be worth it. */
+/* Give a buffer back: into the pool when it is big enough to be worth it (the pool is part of
+ * the budget; buffer_for trims it when the budget needs the room). */
 static void buf_release(mfs_engine *e, uint8_t *data, size_t size)
 {
     if (!data)
         return;
-    if (size >= BIG_BUFFER && e->pool_bytes + size <= e->budget / 4) {
+    if (size >= BIG_BUFFER && e->bytes <= e->budget) {
         struct pooled *p = (struct pooled *)data;
         p->size = size;
         p->next = e->pool;
@@ -230,53 +231,55 @@ static void entry_drop(mfs_engine *e, struct entry *x)
     free(x);
 }
 
-/* Make room for `need` more bytes by evicting unpinned READY entries, oldest first.
- * Returns whether the budget now holds them. */
-static bool make_room(mfs_engine *e, uint64_t need)
+/* A buffer of `size` bytes counted in e->bytes: from the pool, or a fresh one if the budget has
+ * room, else made by evicting unpinned READY entries, oldest first (their buffers go to the pool,
+ * so a buffer of the same size is reused without a page fault). When nothing more can be evicted
+ * the budget is exceeded for a demand read (at most one chunk per reader thread) and NULL is
+ * returned for an optional one. mu held. */
+static uint8_t *buffer_for(mfs_engine *e, size_t size, bool optional)
 {
-    if (e->bytes + need > e->budget)
-        pool_trim(e, 0);
     struct entry *x = e->lru_tail;
-    while (e->bytes + need > e->budget && x) {
+    for (;;) {
+        uint8_t *data = pool_take(e, size);
+        if (data)
+            return data;
+        if (e->bytes + size <= e->budget)
+            break;
+        while (x && x->pins)
+            x = x->lru_prev;
+        if (!x)
+            break;
         struct entry *prev = x->lru_prev;
-        if (x->pins == 0) {
-            entry_drop(e, x);
-            pool_trim(e, 0);
-        }
+        entry_drop(e, x);
         x = prev;
     }
-    return e->bytes + need <= e->budget;
+    if (e->bytes + size > e->budget)
+        pool_trim(e, 0); /* buffers of other sizes */
+    if (e->bytes + size > e->budget && optional)
+        return NULL;
+    uint8_t *data = buf_map(size);
+    if (data)
+        e->bytes += size;
+    return data;
 }
 
-/* A new entry with a buffer, counted in e->bytes; mu held (fresh buffers are mapped under it:
- * rare once the pool is warm). NULL if out of memory, or if `optional` and the budget has no
- * room. */
+/* A new entry in the table, with its buffer. NULL if out of memory or, when `optional`, out of
+ * budget. mu held (fresh buffers are mapped under it: rare once the pool is warm). */
 static struct entry *entry_new(mfs_engine *e, mfs_chunked *c, uint64_t idx, bool optional)
 {
     size_t size = (size_t)(c->ends[idx] - (idx ? c->ends[idx - 1] : 0));
     struct entry *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    uint8_t *data = pool_take(e, size);
-    if (!data) {
-        if (!make_room(e, size) && optional) {
-            free(x);
-            return NULL;
-        }
-        /* Beyond the budget for a demand read: at most one chunk per reader thread. */
-        e->bytes += size;
-        data = buf_map(size);
-        if (!data) {
-            e->bytes -= size;
-            free(x);
-            return NULL;
-        }
+    x->data = buffer_for(e, size, optional);
+    if (!x->data) {
+        free(x);
+        return NULL;
     }
     if (e->bytes > e->st.peak_bytes)
         e->st.peak_bytes = e->bytes;
     x->owner = c;
     x->idx = idx;
-    x->data = data;
     x->size = size;
     hash_insert(e, x);
     return x;
@@ -284,15 +287,17 @@ static struct entry *entry_new(mfs_engine *e, mfs_chunked *c, uint64_t idx, bool
 
 /* ---------------------------------------------------------------- decoding */
 
+/* Once per chunk (a bitmap, made at the first failure). mu held. */
 static void log_failure(mfs_chunked *c, uint64_t idx, int err)
 {
+    if (!c->logged && !(c->logged = calloc((c->n + 7) / 8, 1)))
+        return;
+    if (c->logged[idx / 8] & (1u << (idx % 8)))
+        return;
+    c->logged[idx / 8] |= (uint8_t)(1u << (idx % 8));
     uint64_t off = idx ? c->ends[idx - 1] : 0;
-    if (c->logged_errors < MAX_LOGGED_ERRORS)
-        mfs_log(MFS_LOG_ERROR, "%s: chunk %" PRIu64 " (decoded bytes %" PRIu64 "-%" PRIu64 ") cannot be decoded: %s",
-                c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt data" : strerror(-err));
-    else if (c->logged_errors == MAX_LOGGED_ERRORS)
-        mfs_log(MFS_LOG_ERROR, "%s: more chunks cannot be decoded; not logging them", c->name);
-    c->logged_errors++;
+    mfs_log(MFS_LOG_ERROR, "%s: chunk %" PRIu64 " (decoded bytes %" PRIu64 "-%" PRIu64 ") cannot be decoded: %s",
+            c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt data" : strerror(-err));
 }
 
 /* Decode x (PENDING, pinned by the caller) with mu released during the work; mu held on return. */
@@ -361,9 +366,14 @@ static void *worker_main(void *arg)
 /* Queue chunks ahead of a sequential reader at chunk `idx`. mu held. */
 static void prefetch(mfs_engine *e, mfs_chunked *c, uint64_t idx)
 {
-    bool sequential = idx + 2 >= c->last_idx && idx <= c->last_idx + 4;
+    /* Sequential: reading the same chunk again or the next one (concurrent kernel requests
+     * arrive a little out of order within a chunk, rarely across two). */
+    if (idx == c->last_idx + 1)
+        c->run++;
+    else if (idx != c->last_idx)
+        c->run = 0;
     c->last_idx = idx;
-    if (!sequential || e->n_threads == 0 || (c->flags & MFS_CHUNKED_SEQUENTIAL))
+    if (c->run == 0 || e->n_threads == 0 || (c->flags & MFS_CHUNKED_SEQUENTIAL))
         return;
     uint64_t base = c->ends[idx];
     uint64_t ahead = e->prefetch_bytes < e->budget / 2 ? e->prefetch_bytes : e->budget / 2;
@@ -558,6 +568,7 @@ void mfs_chunked_destroy(mfs_chunked *c)
     pthread_mutex_unlock(&e->mu);
     free(c->ends);
     free(c->name);
+    free(c->logged);
     free(c);
 }
 
