@@ -121,8 +121,9 @@ def main(argv):
     # NAME.meta: every key and tensor named
     try:
         with open(meta, "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
-        if len(text) != os.stat(meta).st_size:
+            raw = fh.read()
+        text = raw.decode("utf-8", "replace")
+        if len(raw) != os.stat(meta).st_size:
             bad("%s: size in stat differs from the bytes read" % meta)
         lines = text.splitlines()
         for k in okv:

@@ -99,7 +99,8 @@ gen() {
 }
 
 # zstd_frames IN OUT PIECE: concatenated single-frame zstd of PIECE-byte pieces (multi-frame,
-# no seek table), with each frame's compressed size in OUT.frames (one per line)
+# no seek table; each frame header holds its content size), with each frame's compressed size in
+# OUT.frames (one per line)
 zstd_frames() {
     local in=$1 out=$2 piece=$3 i=0
     : >"$out"
@@ -107,15 +108,11 @@ zstd_frames() {
     local size
     size=$(stat -c %s "$in")
     while [ $((i * piece)) -lt "$size" ]; do
-        dd if="$in" bs="$piece" skip=$i count=1 status=none | zstd -q -3 -c >"$T/piece.zst"
+        dd if="$in" of="$T/piece" bs="$piece" skip=$i count=1 status=none
+        zstd -q -f -3 "$T/piece" -o "$T/piece.zst"
         stat -c %s "$T/piece.zst" >>"$out.frames"
         cat "$T/piece.zst" >>"$out"
         i=$((i + 1))
     done
-    rm -f "$T/piece.zst"
-}
-
-# packed IN OUT: modelfs-pack's seekable zstd; returns 1 if the tool cannot (not built yet)
-packed() {
-    "$MFS_BIN/modelfs-pack" "$1" "$2" >/dev/null 2>&1 && [ -s "$2" ]
+    rm -f "$T/piece" "$T/piece.zst"
 }
