@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
@@ -215,6 +216,13 @@ int main(int argc, char **argv)
     }
     if (copts.debug)
         mfs_log_set_sink(NULL, NULL, MFS_LOG_DEBUG);
+
+    /* every model keeps its source files open: allow as many as the hard limit does */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     mfs_err err = {{0}};
     struct fs_ctx_config cfg = {.source = source, .align = cl.o.align};
