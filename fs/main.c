@@ -7,14 +7,17 @@
  * type fuse.modelfs (mount.fuse3 runs `modelfs SOURCE MOUNTPOINT -o OPTS`).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -145,6 +148,58 @@ static void *set_readahead(void *arg)
     return NULL;
 }
 
+/* Unmounting on a signal. libfuse's own handlers end the session loop at once; but the notifier
+ * may be waiting inside the kernel for a directory lock that a queued request holds, and a loop
+ * that has ended answers nothing more. So a signal only wakes this thread, which first stops the
+ * notifications while the loop still serves, then ends the loop (a statfs of the mountpoint makes
+ * it look at its exit flag). */
+static int g_sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(g_sig_pipe[1], &b, 1);
+    (void)n; /* full pipe: a signal is pending anyway */
+    errno = saved;
+}
+
+struct shutdown {
+    struct fuse_session *se;
+    struct fs_ctx *ctx;
+    const char *mountpoint;
+};
+
+static void *shutdown_thread(void *arg)
+{
+    const struct shutdown *sd = arg;
+    unsigned char b = 0;
+    while (read(g_sig_pipe[0], &b, 1) < 0 && errno == EINTR)
+        ;
+    if (b == 0)
+        return NULL; /* the loop ended by itself (unmounted): nothing to do */
+    mfs_log(MFS_LOG_INFO, "%s: unmounting %s", strsignal(b), sd->mountpoint);
+    fs_ctx_stop(sd->ctx);
+    fuse_session_exit(sd->se);
+    struct statvfs sv; /* statfs always reaches the daemon, never answered from a cache */
+    statvfs(sd->mountpoint, &sv);
+    return NULL;
+}
+
+static int set_signals(void)
+{
+    if (pipe2(g_sig_pipe, O_CLOEXEC))
+        return -1;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    return sigaction(SIGTERM, &sa, NULL) || sigaction(SIGINT, &sa, NULL) || sigaction(SIGHUP, &sa, NULL) ||
+                   sigaction(SIGPIPE, &ign, NULL)
+               ? -1
+               : 0;
+}
+
 static bool path_inside(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
@@ -164,7 +219,8 @@ int main(int argc, char **argv)
     mfs_engine *engine = NULL;
     char *source = NULL;
     int status = 1;
-    bool mounted = false, handlers = false;
+    bool mounted = false, sd_started = false, ra_started = false;
+    pthread_t sd_thread, ra_thread;
 
     if (fuse_opt_parse(&args, &cl, NULL, opt_proc) == -1) {
         fprintf(stderr, "modelfs: %s\n%s", cl.err[0] ? cl.err : "bad arguments", g_usage);
@@ -238,9 +294,10 @@ int main(int argc, char **argv)
         status = 2; /* libfuse said why: an unknown option, nearly always */
         goto out;
     }
-    if (fuse_set_signal_handlers(se))
+    if (set_signals()) {
+        fprintf(stderr, "modelfs: signal handlers: %s\n", strerror(errno));
         goto out;
-    handlers = true;
+    }
     if (fuse_session_mount(se, copts.mountpoint))
         goto out;
     mounted = true;
@@ -263,9 +320,14 @@ int main(int argc, char **argv)
         mfs_log(MFS_LOG_ERROR, "cannot start the notifier: %s", strerror(-rc));
         goto out;
     }
+    struct shutdown sd = {.se = se, .ctx = ctx, .mountpoint = copts.mountpoint};
+    if (pthread_create(&sd_thread, NULL, shutdown_thread, &sd)) {
+        mfs_log(MFS_LOG_ERROR, "cannot start the signal thread");
+        goto out;
+    }
+    sd_started = true;
     struct readahead ra = {.mountpoint = copts.mountpoint, .bytes = cl.o.readahead};
-    pthread_t ra_thread;
-    bool ra_started = cl.o.readahead && !pthread_create(&ra_thread, NULL, set_readahead, &ra);
+    ra_started = cl.o.readahead && !pthread_create(&ra_thread, NULL, set_readahead, &ra);
     mfs_log(MFS_LOG_INFO, "%s mounted on %s (cache %" PRIu64 " MiB, align %u)", source, copts.mountpoint,
             cl.o.cache >> 20, cl.o.align);
 
@@ -284,21 +346,25 @@ int main(int argc, char **argv)
             fuse_loop_cfg_destroy(lc);
         }
     }
-    if (ra_started)
-        pthread_join(ra_thread, NULL);
-    /* libfuse returns the signal number when a signal ended the loop: a clean exit too */
     status = rc < 0 ? 1 : 0;
     if (rc < 0)
         mfs_log(MFS_LOG_ERROR, "session ended: %s", strerror(-rc));
     else
-        mfs_log(MFS_LOG_INFO, "%s unmounted%s%s", copts.mountpoint, rc > 0 ? " on " : "", rc > 0 ? strsignal(rc) : "");
+        mfs_log(MFS_LOG_INFO, "%s unmounted", copts.mountpoint);
 out:
     if (ctx)
         fs_ctx_stop(ctx);
     if (mounted)
         fuse_session_unmount(se);
-    if (handlers)
-        fuse_remove_signal_handlers(se);
+    /* after the unmount: a stat of theirs that the loop did not answer has failed by now */
+    if (ra_started)
+        pthread_join(ra_thread, NULL);
+    if (sd_started) {
+        unsigned char zero = 0;
+        if (write(g_sig_pipe[1], &zero, 1) != 1)
+            pthread_cancel(sd_thread);
+        pthread_join(sd_thread, NULL);
+    }
     if (se)
         fuse_session_destroy(se);
     fs_ctx_destroy(ctx);

@@ -44,6 +44,8 @@ struct node {
 
 /* One open file or directory. */
 struct handle {
+    struct handle *prev, *next; /* every open handle, so that teardown releases what the kernel
+                                   never released (a connection ended with files open) */
     enum node_kind kind;
     mfs_model *model;       /* N_GGUF, N_TENSOR, N_META */
     uint64_t base, size;    /* the file is [base, base + size) of the model's snapshot */
@@ -80,14 +82,20 @@ struct fs_ctx {
     struct notice *nq_head, *nq_tail;
     size_t nq_len;
     bool nstop, nstarted;
+    bool in_notify; /* the notifier is inside a notify call */
     pthread_t nthread;
     struct fuse_session *se;
     struct fs_watch *watch; /* NULL without inotify */
 
     pthread_key_t buf_key; /* per-thread read buffer */
 
+    pthread_mutex_t hmu; /* the list of open handles */
+    struct handle handles; /* list head */
+
     atomic_uint_fast64_t reads, bytes_served, read_errors, opens, lookups, stale, notices, dropped_notices;
 };
+
+static void handle_free(struct fs_ctx *c, struct handle *h);
 
 /* ---------------------------------------------------------------- node table */
 
@@ -241,6 +249,7 @@ static void *notifier(void *arg)
         if (!c->nq_head)
             c->nq_tail = NULL;
         c->nq_len--;
+        c->in_notify = true;
         pthread_mutex_unlock(&c->nmu);
         /* -ENOENT: the kernel has no such dentry; nothing to do */
         int rc = fuse_lowlevel_notify_inval_entry(c->se, q->parent, q->name, strlen(q->name));
@@ -249,6 +258,8 @@ static void *notifier(void *arg)
         atomic_fetch_add(&c->notices, 1);
         free(q);
         pthread_mutex_lock(&c->nmu);
+        c->in_notify = false;
+        pthread_cond_broadcast(&c->ncv);
     }
     pthread_mutex_unlock(&c->nmu);
     return NULL;
@@ -257,7 +268,9 @@ static void *notifier(void *arg)
 static void on_listed(void *user, struct fs_entry *dir)
 {
     struct fs_ctx *c = user;
+    pthread_mutex_lock(&c->nmu); /* fs_ctx_stop may be taking the watch away */
     fs_watch_add(c->watch, dir);
+    pthread_mutex_unlock(&c->nmu);
 }
 
 int fs_ctx_start(struct fs_ctx *c, struct fuse_session *se)
@@ -277,13 +290,34 @@ int fs_ctx_start(struct fs_ctx *c, struct fuse_session *se)
 
 void fs_ctx_stop(struct fs_ctx *c)
 {
-    fs_watch_destroy(c->watch); /* it feeds the notifier */
+    pthread_mutex_lock(&c->nmu); /* the signal thread and main may both get here */
+    struct fs_watch *w = c->watch;
     c->watch = NULL;
+    pthread_mutex_unlock(&c->nmu);
+    fs_watch_destroy(w); /* it feeds the notifier */
+    /* No notification starts from now on. One under way may be waiting for a directory lock that a
+     * request nobody will answer holds (the session loop has ended): give it a moment, then let
+     * the unmount abort the connection, which releases it. It already holds the device file, so
+     * closing the session's descriptor cannot redirect it. */
+    pthread_mutex_lock(&c->nmu);
+    c->nstop = true;
+    pthread_cond_broadcast(&c->ncv);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    while (c->in_notify && pthread_cond_timedwait(&c->ncv, &c->nmu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&c->nmu);
+}
+
+/* After the unmount: the notifier has nothing left to wait for. */
+static void notifier_join(struct fs_ctx *c)
+{
     pthread_mutex_lock(&c->nmu);
     bool started = c->nstarted;
     c->nstop = true;
     c->nstarted = false;
-    pthread_cond_signal(&c->ncv);
+    pthread_cond_broadcast(&c->ncv);
     pthread_mutex_unlock(&c->nmu);
     if (started)
         pthread_join(c->nthread, NULL);
@@ -311,6 +345,8 @@ int fs_ctx_create(const struct fs_ctx_config *cfg, struct fs_ctx **out, mfs_err 
     c->mopts.align = cfg->align;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->nmu, NULL);
+    pthread_mutex_init(&c->hmu, NULL);
+    c->handles.next = c->handles.prev = &c->handles;
     pthread_cond_init(&c->ncv, NULL);
     int rc = -ENOMEM;
     if (pthread_key_create(&c->buf_key, free_buf)) {
@@ -341,6 +377,10 @@ void fs_ctx_destroy(struct fs_ctx *c)
 {
     if (!c)
         return;
+    fs_watch_destroy(c->watch);
+    notifier_join(c);
+    while (c->handles.next != &c->handles)
+        handle_free(c, c->handles.next);
     for (size_t i = 0; c->buckets && i < c->n_buckets; i++) {
         for (struct node *n = c->buckets[i], *next; n; n = next) {
             next = n->next;
@@ -351,6 +391,7 @@ void fs_ctx_destroy(struct fs_ctx *c)
     fs_tree_destroy(c->tree);
     pthread_key_delete(c->buf_key);
     pthread_cond_destroy(&c->ncv);
+    pthread_mutex_destroy(&c->hmu);
     pthread_mutex_destroy(&c->nmu);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -635,10 +676,14 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_readlink(req, buf);
 }
 
-static void handle_free(struct handle *h)
+static void handle_free(struct fs_ctx *c, struct handle *h)
 {
     if (!h)
         return;
+    pthread_mutex_lock(&c->hmu);
+    h->prev->next = h->next;
+    h->next->prev = h->prev;
+    pthread_mutex_unlock(&c->hmu);
     mfs_model_unref(h->model);
     if (h->fd >= 0)
         close(h->fd);
@@ -648,13 +693,19 @@ static void handle_free(struct handle *h)
     free(h);
 }
 
-static struct handle *handle_new(enum node_kind kind)
+static struct handle *handle_new(struct fs_ctx *c, enum node_kind kind)
 {
     struct handle *h = calloc(1, sizeof *h);
-    if (h) {
-        h->kind = kind;
-        h->fd = -1;
-    }
+    if (!h)
+        return NULL;
+    h->kind = kind;
+    h->fd = -1;
+    pthread_mutex_lock(&c->hmu);
+    h->next = c->handles.next;
+    h->prev = &c->handles;
+    h->next->prev = h;
+    c->handles.next = h;
+    pthread_mutex_unlock(&c->hmu);
     return h;
 }
 
@@ -726,16 +777,16 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         reply_err(req, -ESTALE); /* the kernel looks the path up again and opens the new version */
         return;
     }
-    struct handle *h = handle_new(n->kind);
+    struct handle *h = handle_new(c, n->kind);
     int rc = h ? open_file(c, n, h, fi) : -ENOMEM;
     if (rc) {
-        handle_free(h);
+        handle_free(c, h);
         reply_err(req, rc);
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
     if (fuse_reply_open(req, fi))
-        handle_free(h); /* interrupted: no release will come */
+        handle_free(c, h); /* interrupted: no release will come */
 }
 
 /* A buffer of at least `size` bytes owned by the calling thread. */
@@ -833,7 +884,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    handle_free((struct handle *)(uintptr_t)fi->fh);
+    handle_free(ctx_of(req), (struct handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 
@@ -853,7 +904,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         reply_err(req, -ESTALE);
         return;
     }
-    struct handle *h = handle_new(n->kind);
+    struct handle *h = handle_new(c, n->kind);
     if (!h) {
         reply_err(req, -ENOMEM);
         return;
@@ -892,13 +943,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         }
     }
     if (rc) {
-        handle_free(h);
+        handle_free(c, h);
         reply_err(req, rc);
         return;
     }
     fi->fh = (uint64_t)(uintptr_t)h;
     if (fuse_reply_open(req, fi))
-        handle_free(h);
+        handle_free(c, h);
 }
 
 /* Entry `i` of an open directory: ".", "..", then the listing. Name in `*name` (may point into
@@ -970,7 +1021,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     (void)ino;
-    handle_free((struct handle *)(uintptr_t)fi->fh);
+    handle_free(ctx_of(req), (struct handle *)(uintptr_t)fi->fh);
     fuse_reply_err(req, 0);
 }
 

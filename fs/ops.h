@@ -32,7 +32,8 @@ struct fs_ctx_config {
 
 /* Opens the source directory (no thread is started). -errno with `err` filled. */
 int fs_ctx_create(const struct fs_ctx_config *cfg, struct fs_ctx **out, mfs_err *err);
-/* Call fs_ctx_stop first. NULL is a no-op. Releases every model: before mfs_engine_destroy. */
+/* After fs_ctx_stop and fuse_session_unmount. NULL is a no-op. Releases every model: call it
+ * before mfs_engine_destroy. */
 void fs_ctx_destroy(struct fs_ctx *c);
 
 struct fs_tree *fs_ctx_tree(struct fs_ctx *c);
@@ -42,9 +43,10 @@ void fs_ctx_set_engine(struct fs_ctx *c, mfs_engine *e);
 const struct fuse_lowlevel_ops *fs_ops(void);
 size_t fs_ops_size(void);
 
-/* Start the notifier thread for session `se`. 0 or -errno. */
+/* Start the notifier and inotify threads for session `se`. 0 or -errno. */
 int fs_ctx_start(struct fs_ctx *c, struct fuse_session *se);
-/* Stop it (before fuse_session_destroy). Safe if never started. */
+/* Once the session loop has ended, before fuse_session_unmount: stop inotify and any new kernel
+ * notification. Safe if never started. fs_ctx_destroy (after the unmount) joins the notifier. */
 void fs_ctx_stop(struct fs_ctx *c);
 
 /* The text of .modelfs/stats (malloc'ed, *len bytes). */

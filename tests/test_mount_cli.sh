@@ -69,6 +69,29 @@ mount_fs "$S" "$M"
 umount_fs "$M" "$DAEMON_PID"
 ok "-f: SIGINT and fusermount3 -u unmount, exit 0"
 
+# --- single-threaded; and SIGTERM while readers and source changes keep the daemon busy
+mount_fs "$S" "$M" -s
+[ "$(sha "$M/a.gguf")" = "$A" ] || fail "-s: a.gguf"
+umount_fs "$M" "$DAEMON_PID"
+mount_fs "$S" "$M"
+(for i in $(seq 1 200); do cat "$M/a.gguf" >/dev/null 2>&1; ls "$M" >/dev/null 2>&1; done) &
+readers=$!
+PIDS+=("$readers")
+(for i in $(seq 1 200); do cp "$S/a.gguf" "$S/.t" 2>/dev/null && mv "$S/.t" "$S/b.gguf" 2>/dev/null; done) &
+swapper=$!
+PIDS+=("$swapper")
+sleep 1
+kill -TERM "$DAEMON_PID"
+timeout 15 tail --pid="$DAEMON_PID" -f /dev/null || fail "no exit on SIGTERM under load"
+rc=0
+wait "$DAEMON_PID" || rc=$?
+[ $rc -eq 0 ] || fail "exit $rc on SIGTERM under load"
+mountpoint -q "$M" && fail "still mounted after SIGTERM under load"
+kill "$readers" "$swapper" 2>/dev/null || true
+wait "$readers" "$swapper" 2>/dev/null || true
+rm -f "$S/b.gguf" "$S/.t"
+ok "-s works; SIGTERM under reads and source changes: unmounted, exit 0"
+
 # --- the FUSE mount helper, as /etc/fstab runs it: mount.fuse3 with mount(8)'s options
 bdi_ra() { cat "/sys/class/bdi/$(mountpoint -d "$1")/read_ahead_kb"; }
 PATH="$MFS_BIN:$PATH" timeout 20 mount.fuse3 "$S" "$M" -t modelfs \

@@ -77,7 +77,8 @@ mount_fs() {
 # umount_fs MNT PID: unmount and wait for the daemon to exit 0
 umount_fs() {
     local mnt=$1 pid=$2
-    timeout 10 fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt"
+    local err
+    err=$(timeout 10 fusermount3 -u "$mnt" 2>&1) || fail "fusermount3 -u $mnt: $err"
     local rc=0
     timeout 10 tail --pid="$pid" -f /dev/null || fail "daemon $pid did not exit after unmount"
     wait "$pid" || rc=$?
