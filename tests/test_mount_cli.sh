@@ -15,11 +15,13 @@ mfs=$MFS_BIN/modelfs
 
 # --- help, version, usage errors
 out=$("$mfs" --help) || fail "--help exit $?"
-echo "$out" | grep -q "usage: modelfs" || fail "--help: no usage line"
+# (here-strings, not pipes into grep -q: with pipefail an early exit of grep fails the pipe)
+grep -q "usage: modelfs" <<<"$out" || fail "--help: no usage line"
 for o in align= cache= threads= readahead= allow_other max_threads; do
-    echo "$out" | grep -q -- "$o" || fail "--help does not mention $o"
+    grep -q -- "$o" <<<"$out" || fail "--help does not mention $o"
 done
-"$mfs" --version | grep -q "^modelfs [0-9]" || fail "--version"
+ver=$("$mfs" --version) || fail "--version exit $?"
+grep -q "^modelfs [0-9]" <<<"$ver" || fail "--version: $ver"
 "$mfs" -V >/dev/null || fail "-V"
 ok "--help and --version exit 0"
 expect_exit() { # CODE PATTERN ARGS...: exit CODE with PATTERN on stderr, nothing mounted
@@ -47,8 +49,8 @@ ok "bad usage exits 2, bad input exits 1, each with one line naming the problem"
 timeout 10 "$mfs" "$S" "$M" || fail "daemon mode: exit $?"
 wait_until 10 mountpoint -q "$M" || fail "daemon mode: not mounted"
 MOUNTS+=("$M")
-pid=$(fuser -m "$M" 2>/dev/null | tr -s ' ' '\n' | grep -v '^$' | head -1 || true)
-[ -n "$pid" ] || pid=$(pgrep -f "^$mfs $S $M\$" | head -1)
+pid=$(pgrep -f "^$mfs $S $M\$" || true)
+[ "$(wc -w <<<"$pid")" -eq 1 ] || fail "daemon mode: daemon process '$pid'"
 [ -n "$pid" ] || fail "daemon mode: no daemon process"
 PIDS+=("$pid")
 [ "$(sha "$M/a.gguf")" = "$A" ] || fail "daemon mode: a.gguf"

@@ -210,7 +210,7 @@ ok "replaced source: stat() shows the new size without an open"
 # --- removed: gone for stat, opens and listings
 ls -l "$M/v.gguf" "$M/v.tensors" "$M/v.meta" >/dev/null
 rm "$S/v.gguf.zst"
-ls "$M" | grep -q '^v\.' && fail "v.* still listed after its source was removed"
+grep -q '^v\.' <<<"$(ls "$M")" && fail "v.* still listed after its source was removed"
 timeout 10 cat "$M/v.gguf" >/dev/null 2>&1 && fail "v.gguf still opens after its source was removed"
 wait_until 5 test ! -e "$M/v.meta" || fail "v.meta still there (stat) after its source was removed"
 wait_until 5 test ! -e "$M/v.tensors" || fail "v.tensors still there (stat) after its source was removed"

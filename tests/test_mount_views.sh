@@ -60,7 +60,7 @@ ok "name clash: plain.gguf and plain.gguf.zst.gguf"
 
 # --- escaped tensor names
 [ -e "$M/names.tensors/a%2Fb%2Fc" ] || [ -e "$M/names.tensors/a%2fb%2fc" ] || fail "a/b/c not escaped as a%2Fb%2Fc"
-ls -A "$M/names.tensors" | grep -q '^\.' && fail "a tensor file name starts with ."
+grep -q '^\.' <<<"$(ls -A "$M/names.tensors")" && fail "a tensor file name starts with ."
 ok "tensor names escaped: $(ls -A "$M/names.tensors" | tr '\n' ' ')"
 
 # --- pass-through
