@@ -50,6 +50,7 @@ struct handle {
     mfs_model *model;       /* N_GGUF, N_TENSOR, N_META */
     uint64_t base, size;    /* the file is [base, base + size) of the model's snapshot */
     int fd;                 /* N_FILE */
+    struct stat st;         /* N_FILE: the version opened */
     const char *text;       /* N_META (the model's), N_STATS (owned) */
     char *owned;
     /* directories */
@@ -719,6 +720,7 @@ static int open_file(struct fs_ctx *c, struct node *n, struct handle *h, struct 
         if (fd < 0)
             return fd;
         h->fd = fd;
+        h->st = n->e->st;
         h->size = (uint64_t)n->e->st.st_size;
         return 0;
     }
@@ -824,6 +826,18 @@ static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
     return (ssize_t)done;
 }
 
+/* A pass-through file, checked like the loader checks model sources: bytes read after the file
+ * changed in place may mix versions, so they are not served (ESTALE; a new open sees the new file). */
+static ssize_t file_read(struct handle *h, void *buf, size_t len, uint64_t off)
+{
+    ssize_t n = pread_full(h->fd, buf, len, off);
+    struct stat st;
+    if (n >= 0 && (fstat(h->fd, &st) || st.st_size != h->st.st_size || st.st_mtim.tv_sec != h->st.st_mtim.tv_sec ||
+                   st.st_mtim.tv_nsec != h->st.st_mtim.tv_nsec))
+        return -ESTALE;
+    return n;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)ino;
@@ -862,7 +876,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
             reply_err(req, -ENOMEM);
             return;
         }
-        n = h->kind == N_FILE ? pread_full(h->fd, buf, len, o) : mfs_model_read(h->model, buf, len, h->base + o);
+        n = h->kind == N_FILE ? file_read(h, buf, len, o) : mfs_model_read(h->model, buf, len, h->base + o);
         data = buf;
         break;
     }

@@ -199,6 +199,33 @@ if d != B:
 PYEOF
 ok "modified in place: the open handle never mixes; a new open sees the new version"
 
+# --- a pass-through file rewritten in place while open: old bytes or ESTALE, never a mix
+head -c 3000000 /dev/urandom >"$S/data.bin"
+head -c 3000000 /dev/urandom >"$T/data2.bin"
+$PY - "$M/data.bin" "$S/data.bin" "$T/data2.bin" <<'PYEOF' || fail "pass-through file: mixed bytes after an in-place change"
+import errno, os, shutil, sys
+mnt, src, new = sys.argv[1:4]
+old = open(src, "rb").read()
+fd = os.open(mnt, os.O_RDONLY)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+first = os.pread(fd, 4096, 0)
+with open(new, "rb") as i, open(src, "r+b") as o:
+    shutil.copyfileobj(i, o)
+try:
+    rest = os.pread(fd, len(old), 1 << 20)
+    if rest != old[1 << 20:]:
+        print("the open handle read bytes of the new version")
+        sys.exit(1)
+except OSError as e:
+    if e.errno != errno.ESTALE:
+        raise
+os.close(fd)
+if open(mnt, "rb").read() != open(new, "rb").read():
+    print("a new open does not see the new contents")
+    sys.exit(1)
+PYEOF
+ok "pass-through file rewritten in place: the open handle never mixes; a new open sees the new contents"
+
 # --- replaced without anyone opening it: stat() sees the new size soon (inotify invalidates)
 stat -c %s "$M/v.gguf" >/dev/null
 cp "$T/vb.zst" "$S/.v.tmp" && mv "$S/.v.tmp" "$S/v.gguf.zst"
