@@ -76,12 +76,13 @@ mount_fs "$S" "$M" -s
 [ "$(sha "$M/a.gguf")" = "$A" ] || fail "-s: a.gguf"
 umount_fs "$M" "$DAEMON_PID"
 mount_fs "$S" "$M"
-(for i in $(seq 1 200); do cat "$M/a.gguf" >/dev/null 2>&1; ls "$M" >/dev/null 2>&1; done) &
+# readers and a source swapper that stop by themselves when told (a killed loop could leave a
+# last cp or mv running behind it)
+(while [ ! -e "$T/stop" ]; do cat "$M/a.gguf" >/dev/null 2>&1; ls "$M" >/dev/null 2>&1; done) &
 readers=$!
-PIDS+=("$readers")
-(for i in $(seq 1 200); do cp "$S/a.gguf" "$S/.t" 2>/dev/null && mv "$S/.t" "$S/b.gguf" 2>/dev/null; done) &
+(while [ ! -e "$T/stop" ]; do cp "$S/a.gguf" "$S/.t" && mv "$S/.t" "$S/b.gguf"; done) &
 swapper=$!
-PIDS+=("$swapper")
+PIDS+=("$readers" "$swapper")
 sleep 1
 kill -TERM "$DAEMON_PID"
 timeout 15 tail --pid="$DAEMON_PID" -f /dev/null || fail "no exit on SIGTERM under load"
@@ -89,8 +90,9 @@ rc=0
 wait "$DAEMON_PID" || rc=$?
 [ $rc -eq 0 ] || fail "exit $rc on SIGTERM under load"
 mountpoint -q "$M" && fail "still mounted after SIGTERM under load"
-kill "$readers" "$swapper" 2>/dev/null || true
-wait "$readers" "$swapper" 2>/dev/null || true
+touch "$T/stop"
+timeout 30 tail --pid="$readers" -f /dev/null || fail "readers did not stop"
+timeout 30 tail --pid="$swapper" -f /dev/null || fail "swapper did not stop"
 rm -f "$S/b.gguf" "$S/.t"
 ok "-s works; SIGTERM under reads and source changes: unmounted, exit 0"
 
@@ -120,7 +122,8 @@ ok "mount -t fuse 'modelfs#SOURCE': default readahead 4M, allow_other off"
 # --- the mountpoint inside the source: hidden there, no recursion
 mkdir -p "$S/mnt"
 mount_fs "$S" "$S/mnt" -o readahead=0
-[ "$(cd "$S/mnt" && ls)" = "$(printf 'a.gguf\na.meta\na.tensors')" ] || fail "mountpoint inside the source: $(ls "$S/mnt")"
+[ "$(cd "$S/mnt" && ls | tr '\n' ' ')" = "a.gguf a.meta a.tensors " ] ||
+    fail "mountpoint inside the source: listing is $(ls "$S/mnt" | tr '\n' ' ')"
 [ "$(sha "$S/mnt/a.gguf")" = "$A" ] || fail "mountpoint inside the source: a.gguf"
 umount_fs "$S/mnt" "$DAEMON_PID"
 ok "mountpoint inside the source: hidden in the mount"
