@@ -195,6 +195,9 @@ def main():
     ap.add_argument("--act-quant", action="store_true")
     ap.add_argument("--tol", type=float, default=2e-3)
     ap.add_argument("--greedy", type=int, default=0)
+    ap.add_argument("--near-tie", type=float, default=0.0,
+                    help="accept a generated token that is not the reference's argmax if its reference logit "
+                         "is within NEAR_TIE * max|logit| of the best (default 0: exact)")
     a = ap.parse_args()
     toks = [int(s) for s in open(a.tokens_file).read().split()]
     m = Model(a.model, a.act_quant)
@@ -213,18 +216,26 @@ def main():
     print("ref_forward: %d positions, max relative logit error %.3g at position %d (tolerance %.3g)"
           % (n_eval, err.max(), worst, a.tol))
     n_prompt = len(toks) - a.greedy
+    ties = 0
     for i in range(a.greedy):
         p = n_prompt - 1 + i
-        want = int(ref[p].argmax())
-        if toks[n_prompt + i] != want:
-            srt = np.sort(ref[p])
-            print("ref_forward: generated token %d is %d, the reference's argmax is %d (top-2 gap %.3g)"
-                  % (i, toks[n_prompt + i], want, srt[-1] - srt[-2]))
-            ok = False
-            break
+        want, got_id = int(ref[p].argmax()), toks[n_prompt + i]
+        if got_id == want:
+            continue
+        gap = ref[p][want] - ref[p][got_id]
+        if gap <= a.near_tie * np.abs(ref[p]).max():
+            ties += 1
+            print("ref_forward: generated token %d is %d, the reference's argmax is %d: a near-tie (gap %.3g)"
+                  % (i, got_id, want, gap))
+            continue
+        print("ref_forward: generated token %d is %d, the reference's argmax is %d (logit gap %.3g)"
+              % (i, got_id, want, gap))
+        ok = False
+        break
     else:
         if a.greedy:
-            print("ref_forward: the %d greedy tokens match" % a.greedy)
+            print("ref_forward: the %d greedy tokens match the reference%s"
+                  % (a.greedy, " (%d near-ties)" % ties if ties else ""))
     return 0 if ok else 1
 
 
