@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -12,8 +13,11 @@
 #define cpu_relax() ((void)0)
 #endif
 
-/* ~50-100 us of spinning before a worker sleeps */
-#define SPIN_ITERS 20000
+/* Waiting: spin (jobs come every few microseconds during a forward pass), then yield the CPU
+ * (on a loaded machine a spinning thread would burn the time slice the thread it waits for
+ * needs), and a worker idle for longer sleeps on the condition variable. */
+#define SPIN_PAUSES 2000
+#define SPIN_YIELDS 200
 
 struct worker {
     mfs_pool *pool;
@@ -42,8 +46,12 @@ static void *worker_main(void *p)
     for (;;) {
         int spins = 0;
         while (atomic_load_explicit(&pool->gen, memory_order_acquire) == seen && !atomic_load(&pool->quit)) {
-            if (++spins < SPIN_ITERS) {
+            if (++spins < SPIN_PAUSES) {
                 cpu_relax();
+                continue;
+            }
+            if (spins < SPIN_PAUSES + SPIN_YIELDS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&pool->mu);
@@ -122,6 +130,10 @@ void mfs_pool_run(mfs_pool *p, mfs_pool_fn fn, void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
-        cpu_relax();
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < SPIN_PAUSES)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
