@@ -255,6 +255,11 @@ int main(int argc, char **argv)
             goto fail_msg;
         }
     }
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] >= info->n_vocab) {
+            mfs_err_set(&err, "%s: token id %d is out of range (vocabulary of %d)", model_path, ids[i], info->n_vocab);
+            goto fail_msg;
+        }
     if (n_ctx == 0) {
         n_ctx = info->n_ctx_train < 4096 ? info->n_ctx_train : 4096;
         if ((long)n_ids + n_predict > n_ctx)

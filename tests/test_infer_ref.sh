@@ -97,6 +97,37 @@ b=$("$BIN/modelfs-run" -m "$tmp/copy.gguf" --tokens $PROMPT -n 16 --temp 0.7 --s
 if [ "$a" = "$b" ]; then echo "ok   same output from two paths (seeded sampling, 2 and 1 threads)"; else
     echo "FAIL two paths differ: '$a' vs '$b'"; fails=$((fails + 1)); fi
 
+# Refusals: another architecture (named), a missing file (exit 1); bad usage (exit 2).
+$PY - "$tmp/l-q4_0-tied.gguf" "$tmp/falcon.gguf" <<'PYEOF'
+import os, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "scripts"))
+import mfsgguf as G
+r = G.GGUFReader(sys.argv[1])
+w = G.GGUFWriter(sys.argv[2], alignment=r.alignment)
+for kv in r.kvs:
+    w.add_kv(kv.key, kv.vtype, "falcon" if kv.key == "general.architecture" else kv.value)
+for t in r.tensors:
+    w.add_tensor(t.name, t.ggml_type, t.ne, (lambda t=t: r.tensor_bytes(t)))
+w.write()
+PYEOF
+expect() { # expect RC PATTERN CMD...
+    local want=$1 pat=$2 rc=0
+    shift 2
+    "$@" >/dev/null 2>"$tmp/err" || rc=$?
+    if [ $rc -eq "$want" ] && grep -q -- "$pat" "$tmp/err" && [ "$(wc -l <"$tmp/err")" -le 2 ]; then
+        echo "ok   exit $rc: $(head -1 "$tmp/err")"
+    else
+        echo "FAIL expected exit $want and '$pat', got $rc: $(cat "$tmp/err")"
+        fails=$((fails + 1))
+    fi
+}
+expect 1 "architecture 'falcon' is not supported" "$BIN/modelfs-run" -m "$tmp/falcon.gguf" --tokens 1 -n 1
+expect 1 "$tmp/none.gguf: No such file" "$BIN/modelfs-run" -m "$tmp/none.gguf" -n 1
+expect 1 "out of range" "$BIN/modelfs-run" -m "$tmp/l-f32.gguf" --tokens 1,99999 -n 1
+expect 2 "no model" "$BIN/modelfs-run" -n 1
+expect 2 "not a token count" "$BIN/modelfs-run" -m "$tmp/l-f32.gguf" -n x
+expect 2 "unknown option" "$BIN/modelfs-run" -m "$tmp/l-f32.gguf" --bogus
+
 if [ $fails -ne 0 ]; then
     echo "test_infer_ref: $fails failed"
     exit 1
