@@ -68,9 +68,7 @@ int mfs_source_create(const struct mfs_source_ops *ops, void *impl, const struct
                       const char *name, mfs_source **out);
 
 struct mfs_open_opts {
-    struct mfs_engine *engine; /* required for compressed kinds; NULL: a private engine */
-    /* Single-frame zstd has no random access; open it anyway (slow backward seeks). */
-    bool allow_stream;
+    struct mfs_engine *engine; /* decodes compressed kinds: opening one without it is -EINVAL */
 };
 
 /* Open `path`, detecting its kind from its bytes: zstd (seekable, multi-frame or single frame),

@@ -121,6 +121,17 @@ static int rd_bytes(struct rd *r, void *dst, uint64_t n, const char *what)
         if (r->pos < r->buf_off || r->pos >= r->buf_off + r->buf_len) {
             uint64_t want = r->size - r->pos < sizeof r->buf ? r->size - r->pos : sizeof r->buf;
             ssize_t got = mfs_source_read(r->src, r->buf, (size_t)want, r->pos);
+            if (got < 0 && want > n) {
+                /* The read-ahead may reach past the header into damaged tensor data: only the
+                 * bytes the header needs decide. */
+                r->buf_len = 0;
+                got = mfs_source_read(r->src, d, (size_t)n, r->pos);
+                if (got == (ssize_t)n) {
+                    r->pos += n;
+                    return 0;
+                }
+                want = n;
+            }
             if (got < 0)
                 return rd_fail(r, (int)got, "read failed at offset %" PRIu64 ": %s", r->pos, strerror((int)-got));
             if ((uint64_t)got != want)

@@ -8,6 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "container.h"
+#include "zstd_src.h"
+
 struct mfs_source {
     atomic_uint refs;
     const struct mfs_source_ops *ops;
@@ -220,4 +223,29 @@ int mfs_source_open_file(const char *path, mfs_source **out, mfs_err *err)
     struct mfs_source_info info = {.kind = MFS_SRC_FILE, .size = (uint64_t)f->st.st_size,
                                    .stored_size = (uint64_t)f->st.st_size};
     return mfs_source_create(&k_file_ops, f, &info, path, out);
+}
+
+int mfs_source_open(const char *path, const struct mfs_open_opts *opts, mfs_source **out, mfs_err *err)
+{
+    mfs_source *file;
+    int rc = mfs_source_open_file(path, &file, err);
+    if (rc)
+        return rc;
+    uint8_t head[8] = {0};
+    size_t n = mfs_source_size(file) < sizeof head ? (size_t)mfs_source_size(file) : sizeof head;
+    if ((rc = mfs_source_read_exact(file, head, n, 0, err))) {
+        mfs_source_unref(file);
+        return rc;
+    }
+    bool zstd = mfs_zstd_is_zstd(head, n), container = mfs_container_is(head, n);
+    if (zstd || container) {
+        if (!opts || !opts->engine) {
+            mfs_err_set(err, "%s: compressed source opened without a decode engine", path);
+            mfs_source_unref(file);
+            return -EINVAL;
+        }
+        return zstd ? mfs_zstd_open(file, opts->engine, out, err) : mfs_container_open(file, opts->engine, out, err);
+    }
+    *out = file;
+    return 0;
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/python3
-"""Write the handcrafted corrupt GGUF files of tests/data/corrupt/, one per failure mode the
-reader handles. Each starts from a small valid GGUF and breaks exactly one thing.
+"""Write the handcrafted corrupt files of tests/data/corrupt/, one per failure mode the
+readers handle. Each starts from a small valid file and breaks exactly one thing.
 
-    scripts/make-corrupt.py tests/data/corrupt
+    scripts/make-corrupt.py [OUTDIR [MODELFS-PACK]]
 
-The expected error of each file is in tests/data/corrupt/expected.txt (checked by test_gguf).
+GGUF files need nothing; the zstd ones are made from base.gguf with modelfs-pack (seekable
+format, 4 KiB frames) and the zstd CLI. The expected error of each file is in
+tests/data/corrupt/expected.txt (checked by test_gguf and test_sources).
 """
 import os
 import struct
+import subprocess
 import sys
 
 
@@ -71,10 +74,60 @@ def files():
     yield "duplicate-tensor.gguf", gguf([NAME], [tensor("a", [8], F32, 0), tensor("a", [8], F32, 32)], data)
 
 
+def base_gguf():
+    """A GGUF of ~14 KiB whose tensor data compresses (text-like), so every zstd frame holds
+    compressed blocks and a flipped byte is a decoding error, not just different bytes."""
+    words = [b"alpha ", b"beta ", b"gamma ", b"delta ", b"epsilon ", b"zeta "]
+    data, x = bytearray(), 12345
+    while len(data) < 12288:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+        data += words[x % len(words)]
+    data = bytes(data[:12288])
+    ts = [tensor("a", [1024], F32, 0), tensor("b", [1024, 2], F32, 4096)]
+    return gguf([ARCH, NAME], ts, data)
+
+
+def zst_files(out, pack):
+    base = base_gguf()
+    path = os.path.join(out, "base.gguf")
+    with open(path, "wb") as f:
+        f.write(base)
+    seekable = os.path.join(out, "base.gguf.zst")
+    subprocess.run([pack, "-q", "-f", "--chunk", "4K", path, seekable], check=True)
+    good = open(seekable, "rb").read()
+    n = struct.unpack_from("<I", good, len(good) - 9)[0]
+    table = len(good) - 9 - 12 * n  # first entry
+    sizes = [struct.unpack_from("<I", good, table + 12 * i)[0] for i in range(n)]
+
+    def patched(at, new):
+        b = bytearray(good)
+        b[at:at + len(new)] = new
+        return bytes(b)
+
+    yield "seek-table-count.gguf.zst", patched(len(good) - 9, struct.pack("<I", n + 1))
+    yield "seek-table-reserved-bits.gguf.zst", patched(len(good) - 5, b"\x84")
+    yield "seek-table-sizes.gguf.zst", patched(table, struct.pack("<I", sizes[0] + 1))
+    # wrong checksum of frame 1 (the decoded bytes are fine): reads of frame 1 fail
+    yield "wrong-checksum.gguf.zst", patched(table + 12 + 8, b"\0\0\0\0")
+    # a byte in the middle of frame 1's compressed data: reads of frame 1 fail
+    yield "corrupt-frame.gguf.zst", patched(sizes[0] + sizes[1] // 2, bytes([good[sizes[0] + sizes[1] // 2] ^ 0xFF]))
+    single = subprocess.run(["zstd", "-q", "-c", "-3", path], check=True, capture_output=True).stdout
+    yield "single.gguf.zst", single
+    # two frames without a seek table, the second without a content size (zstd reading a pipe)
+    half = len(base) // 2
+    first = subprocess.run(["zstd", "-q", "-c", "-3"], input=base[:half], check=True, capture_output=True).stdout
+    second = subprocess.run(["zstd", "-q", "-c", "-3", "--no-content-size"], input=base[half:], check=True,
+                            capture_output=True).stdout
+    yield "frames.gguf.zst", first + second
+    yield "truncated-frame.gguf.zst", single[:len(single) // 2]
+    yield "stray-bytes.gguf.zst", single + b"\0\1\2"
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/data/corrupt"
+    pack = sys.argv[2] if len(sys.argv) > 2 else "bin/modelfs-pack"
     os.makedirs(out, exist_ok=True)
-    for name, blob in files():
+    for name, blob in list(files()) + list(zst_files(out, pack)):
         with open(os.path.join(out, name), "wb") as f:
             f.write(blob)
 

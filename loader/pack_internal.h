@@ -1,0 +1,29 @@
+/* Private to loader/: the pieces modelfs-pack's formats share. */
+#ifndef MFS_PACK_INTERNAL_H
+#define MFS_PACK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mfs_log.h"
+#include "mfs_pack.h"
+
+/* An output file written under a temporary name and renamed into place by commit. */
+struct mfs_out {
+    int fd;
+    char *path, *tmp;
+    uint64_t written;
+};
+
+int mfs_out_open(struct mfs_out *o, const char *path, bool force, mfs_err *err);
+int mfs_out_write(struct mfs_out *o, const void *buf, size_t len, mfs_err *err);
+int mfs_out_commit(struct mfs_out *o, mfs_err *err);
+/* Close and delete the temporary file. */
+void mfs_out_abort(struct mfs_out *o);
+
+/* The tensor-aware container (loader/container.c). */
+int mfs_pack_container(int in_fd, const char *in_path, uint64_t in_size, struct mfs_out *out,
+                       const struct mfs_pack_opts *opts, struct mfs_pack_result *res, mfs_err *err);
+
+#endif
