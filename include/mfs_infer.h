@@ -10,7 +10,7 @@
  * (F32), the scratch buffers and the thread pool; the kernels are chosen once for the CPU
  * (AVX-512, AVX2 or portable; $MFS_KERNELS=scalar|avx2|avx512 lowers the choice).
  *
- * Ownership: mfs_model owns its mfs_map; a context borrows its model, which must outlive it.
+ * Ownership: mfs_llm owns its mfs_map; a context borrows its model, which must outlive it.
  * Thread safety: a model may be shared by contexts; a context is used by one thread at a time.
  */
 #ifndef MFS_INFER_H
@@ -23,10 +23,10 @@
 #include "mfs_log.h"
 #include "mfs_map.h"
 
-typedef struct mfs_model mfs_model;
-typedef struct mfs_ctx mfs_ctx;
+typedef struct mfs_llm mfs_llm;
+typedef struct mfs_llm_ctx mfs_llm_ctx;
 
-struct mfs_model_info {
+struct mfs_llm_info {
     const char *arch;     /* "llama" or "qwen2" */
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff, n_ctx_train;
     float rope_theta, rope_freq_scale, norm_eps;
@@ -37,29 +37,29 @@ struct mfs_model_info {
 
 /* Map and validate: 0, or a negative errno and one line in `err` naming the file and the reason
  * (unknown architecture, missing tensor, wrong shape, unsupported type, missing key). */
-int mfs_model_load(const char *path, unsigned map_flags, mfs_model **out, mfs_err *err);
-void mfs_model_free(mfs_model *m);
-const struct mfs_model_info *mfs_model_info(const mfs_model *m);
-const mfs_map *mfs_model_map(const mfs_model *m);
+int mfs_llm_load(const char *path, unsigned map_flags, mfs_llm **out, mfs_err *err);
+void mfs_llm_free(mfs_llm *m);
+const struct mfs_llm_info *mfs_llm_info(const mfs_llm *m);
+const mfs_map *mfs_llm_map(const mfs_llm *m);
 /* Name of the kernel level in use ("avx512", "avx2", "scalar"). */
-const char *mfs_model_kernels(const mfs_model *m);
+const char *mfs_llm_kernels(const mfs_llm *m);
 
 /* A context for n_ctx positions (0: the model's context length, at most 4096) on n_threads
  * threads (the caller's included). 0, -ENOMEM or -EINVAL (with `err`). */
-int mfs_ctx_create(const mfs_model *m, int n_ctx, int n_threads, mfs_ctx **out, mfs_err *err);
-void mfs_ctx_free(mfs_ctx *c);
-int mfs_ctx_n_ctx(const mfs_ctx *c);
+int mfs_llm_ctx_create(const mfs_llm *m, int n_ctx, int n_threads, mfs_llm_ctx **out, mfs_err *err);
+void mfs_llm_ctx_free(mfs_llm_ctx *c);
+int mfs_llm_ctx_n_ctx(const mfs_llm_ctx *c);
 /* Positions already in the KV cache. */
-int mfs_ctx_pos(const mfs_ctx *c);
+int mfs_llm_ctx_pos(const mfs_llm_ctx *c);
 /* Forget the cache: the next eval starts at position 0. */
-void mfs_ctx_reset(mfs_ctx *c);
+void mfs_llm_ctx_reset(mfs_llm_ctx *c);
 
 /* Run n tokens at the next positions. all_logits: keep the logits of every token (else only the
  * last). 0, or -EINVAL for a token id out of range or a context overflow (with `err`). */
-int mfs_ctx_eval(mfs_ctx *c, const int32_t *tokens, int n, bool all_logits, mfs_err *err);
+int mfs_llm_ctx_eval(mfs_llm_ctx *c, const int32_t *tokens, int n, bool all_logits, mfs_err *err);
 /* Logits (n_vocab floats) of token i of the last eval; i = -1 is the last token. Valid until the
  * next eval. NULL if i was not kept. */
-const float *mfs_ctx_logits(const mfs_ctx *c, int i);
+const float *mfs_llm_ctx_logits(const mfs_llm_ctx *c, int i);
 
 /* ---- sampling */
 

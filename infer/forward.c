@@ -22,15 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "llm.h"
 #include "pool.h"
 
 #define BATCH_MAX 256  /* tokens per internal batch */
 #define ROW_CHUNK 16   /* weight rows per work item */
 #define COL_BLOCK 64   /* tokens per work item */
 
-struct mfs_ctx {
-    const mfs_model *m;
+struct mfs_llm_ctx {
+    const mfs_llm *m;
     mfs_pool *pool;
     int n_ctx, pos;
     float *k_cache, *v_cache;
@@ -54,16 +54,16 @@ static void *xalloc(size_t n)
     return p;
 }
 
-int mfs_ctx_create(const mfs_model *m, int n_ctx, int n_threads, mfs_ctx **out, mfs_err *err)
+int mfs_llm_ctx_create(const mfs_llm *m, int n_ctx, int n_threads, mfs_llm_ctx **out, mfs_err *err)
 {
-    const struct mfs_model_info *h = &m->info;
+    const struct mfs_llm_info *h = &m->info;
     if (n_ctx <= 0)
         n_ctx = h->n_ctx_train < 4096 ? h->n_ctx_train : 4096;
     if (n_ctx <= 0 || n_ctx > (1 << 20)) {
         mfs_err_set(err, "%s: context size %d is out of range", mfs_map_path(m->map), n_ctx);
         return -EINVAL;
     }
-    mfs_ctx *c = calloc(1, sizeof *c);
+    mfs_llm_ctx *c = calloc(1, sizeof *c);
     if (!c)
         goto nomem;
     c->m = m;
@@ -98,12 +98,12 @@ int mfs_ctx_create(const mfs_model *m, int n_ctx, int n_threads, mfs_ctx **out, 
     *out = c;
     return 0;
 nomem:
-    mfs_ctx_free(c);
+    mfs_llm_ctx_free(c);
     mfs_err_set(err, "%s: out of memory for a context of %d positions", mfs_map_path(m->map), n_ctx);
     return -ENOMEM;
 }
 
-void mfs_ctx_free(mfs_ctx *c)
+void mfs_llm_ctx_free(mfs_llm_ctx *c)
 {
     if (!c)
         return;
@@ -113,9 +113,9 @@ void mfs_ctx_free(mfs_ctx *c)
     free(c);
 }
 
-int mfs_ctx_n_ctx(const mfs_ctx *c) { return c->n_ctx; }
-int mfs_ctx_pos(const mfs_ctx *c) { return c->pos; }
-void mfs_ctx_reset(mfs_ctx *c) { c->pos = 0; }
+int mfs_llm_ctx_n_ctx(const mfs_llm_ctx *c) { return c->n_ctx; }
+int mfs_llm_ctx_pos(const mfs_llm_ctx *c) { return c->pos; }
+void mfs_llm_ctx_reset(mfs_llm_ctx *c) { c->pos = 0; }
 
 /* ---- matrix products */
 
@@ -168,7 +168,7 @@ static void mm_fn(void *arg, int ith, int nth)
 }
 
 /* y_j = x W_j^T for up to 3 matrices of the same type and input width; x: n x k. */
-static void matmul(mfs_ctx *c, const float *x, int n, const struct mm_job *jobs, int n_jobs)
+static void matmul(mfs_llm_ctx *c, const float *x, int n, const struct mm_job *jobs, int n_jobs)
 {
     struct mm_task t = {.kern = c->m->kern, .x = x, .k = jobs[0].w->cols, .n = n, .n_jobs = n_jobs};
     t.fmt = (enum mfs_act_fmt)mfs_act_fmt_for(jobs[0].w->type);
@@ -195,7 +195,7 @@ static void matmul(mfs_ctx *c, const float *x, int n, const struct mm_job *jobs,
 /* ---- attention */
 
 struct att_task {
-    mfs_ctx *c;
+    mfs_llm_ctx *c;
     int layer, n, pos0;
     atomic_int next;
 };
@@ -219,8 +219,8 @@ static void att_fn(void *arg, int ith, int nth)
 {
     (void)nth;
     struct att_task *t = arg;
-    mfs_ctx *c = t->c;
-    const struct mfs_model_info *h = &c->m->info;
+    mfs_llm_ctx *c = t->c;
+    const struct mfs_llm_info *h = &c->m->info;
     int hd = h->head_dim, rep = h->n_head / h->n_head_kv, kv_dim = h->n_head_kv * hd, q_dim = h->n_head * hd;
     const mfs_gemm_fn dot = c->m->kern->gemm[MFS_GGML_F32];
     float *S = c->scores + (size_t)ith * rep * c->n_ctx;
@@ -256,10 +256,10 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
 }
 
 /* cos/sin of pos * theta_i for i < n_rot/2, once per batch (shared by every layer) */
-static void rope_table(mfs_ctx *c, int n, int pos0)
+static void rope_table(mfs_llm_ctx *c, int n, int pos0)
 {
-    const struct mfs_model *m = c->m;
-    const struct mfs_model_info *h = &m->info;
+    const struct mfs_llm *m = c->m;
+    const struct mfs_llm_info *h = &m->info;
     int half = h->n_rot / 2;
     const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
     for (int t = 0; t < n; t++)
@@ -273,9 +273,9 @@ static void rope_table(mfs_ctx *c, int n, int pos0)
 }
 
 /* Rotate n_heads heads of one token. llama: pairs (2i, 2i+1); NEOX: pairs (i, i + n_rot/2). */
-static void rope_apply(const mfs_ctx *c, float *v, int n_heads, int tok)
+static void rope_apply(const mfs_llm_ctx *c, float *v, int n_heads, int tok)
 {
-    const struct mfs_model_info *h = &c->m->info;
+    const struct mfs_llm_info *h = &c->m->info;
     int half = h->n_rot / 2;
     const float *cs = c->rope + (size_t)tok * half * 2;
     for (int hh = 0; hh < n_heads; hh++) {
@@ -314,10 +314,10 @@ static void swiglu_fn(void *arg, int ith, int nth)
         t->g[i] = t->g[i] / (1.0f + expf(-t->g[i])) * t->u[i];
 }
 
-static int eval_batch(mfs_ctx *c, const int32_t *tokens, int n, float *logits_out, bool all_logits)
+static int eval_batch(mfs_llm_ctx *c, const int32_t *tokens, int n, float *logits_out, bool all_logits)
 {
-    const struct mfs_model *m = c->m;
-    const struct mfs_model_info *h = &m->info;
+    const struct mfs_llm *m = c->m;
+    const struct mfs_llm_info *h = &m->info;
     int E = h->n_embd, hd = h->head_dim, q_dim = h->n_head * hd, kv_dim = h->n_head_kv * hd, pos0 = c->pos;
     for (int t = 0; t < n; t++)
         mfs_row_to_f32(m->tok_embd.type, m->tok_embd.data + (size_t)tokens[t] * m->tok_embd.row_bytes,
@@ -386,9 +386,9 @@ static int eval_batch(mfs_ctx *c, const int32_t *tokens, int n, float *logits_ou
     return 0;
 }
 
-int mfs_ctx_eval(mfs_ctx *c, const int32_t *tokens, int n, bool all_logits, mfs_err *err)
+int mfs_llm_ctx_eval(mfs_llm_ctx *c, const int32_t *tokens, int n, bool all_logits, mfs_err *err)
 {
-    const struct mfs_model_info *h = &c->m->info;
+    const struct mfs_llm_info *h = &c->m->info;
     const char *path = mfs_map_path(c->m->map);
     if (n <= 0) {
         mfs_err_set(err, "%s: nothing to evaluate", path);
@@ -425,7 +425,7 @@ int mfs_ctx_eval(mfs_ctx *c, const int32_t *tokens, int n, bool all_logits, mfs_
     return 0;
 }
 
-const float *mfs_ctx_logits(const mfs_ctx *c, int i)
+const float *mfs_llm_ctx_logits(const mfs_llm_ctx *c, int i)
 {
     if (c->logits_n == 0)
         return NULL;

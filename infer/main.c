@@ -227,18 +227,18 @@ int main(int argc, char **argv)
 
     int rc = 1;
     mfs_err err = {{0}};
-    mfs_model *model = NULL;
+    mfs_llm *model = NULL;
     mfs_tokenizer *tok = NULL;
-    mfs_ctx *ctx = NULL;
+    mfs_llm_ctx *ctx = NULL;
     mfs_sampler *smp = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     FILE *flog = NULL, *ftok = NULL;
 
-    if (mfs_model_load(model_path, populate ? MFS_MAP_POPULATE : 0, &model, &err) ||
-        mfs_tokenizer_create(mfs_map_gguf(mfs_model_map(model)), model_path, &tok, &err))
+    if (mfs_llm_load(model_path, populate ? MFS_MAP_POPULATE : 0, &model, &err) ||
+        mfs_tokenizer_create(mfs_map_gguf(mfs_llm_map(model)), model_path, &tok, &err))
         goto fail_msg;
-    const struct mfs_model_info *info = mfs_model_info(model);
+    const struct mfs_llm_info *info = mfs_llm_info(model);
     if (tokens_arg) {
         if (parse_tokens(tokens_arg, &ids, &n_ids)) {
             rc = bad_usage("--tokens: '%s' is not a list of token ids", tokens_arg);
@@ -265,7 +265,7 @@ int main(int argc, char **argv)
         if ((long)n_ids + n_predict > n_ctx)
             n_ctx = (long)n_ids + n_predict;
     }
-    if (mfs_ctx_create(model, (int)n_ctx, (int)n_threads, &ctx, &err))
+    if (mfs_llm_ctx_create(model, (int)n_ctx, (int)n_threads, &ctx, &err))
         goto fail_msg;
     smp = mfs_sampler_create(&sp, info->n_vocab);
     if (!smp) {
@@ -288,7 +288,7 @@ int main(int argc, char **argv)
     double t_ready = now_ms();
     fprintf(stderr, PROG ": model %s: %s, %d layers, %d embd, %d heads (%d kv), vocab %d, %s, %.2f GiB streamed per token\n",
             model_path, info->arch, info->n_layer, info->n_embd, info->n_head, info->n_head_kv, info->n_vocab,
-            mfs_model_kernels(model), info->weight_bytes / 1073741824.0);
+            mfs_llm_kernels(model), info->weight_bytes / 1073741824.0);
     fprintf(stderr, PROG ": load time = %.2f ms\n", t_ready - t_start);
 
     for (size_t i = 0; i < n_ids; i++) {
@@ -301,15 +301,15 @@ int main(int argc, char **argv)
         fflush(stdout);
 
     double t0 = now_ms();
-    if (mfs_ctx_eval(ctx, ids, (int)n_ids, flog != NULL, &err))
+    if (mfs_llm_ctx_eval(ctx, ids, (int)n_ids, flog != NULL, &err))
         goto fail_msg;
     double t_prompt = now_ms() - t0, t_first = 0, t_gen = 0;
     if (flog)
         for (size_t i = 0; i < n_ids; i++)
-            fwrite(mfs_ctx_logits(ctx, (int)i), sizeof(float), (size_t)info->n_vocab, flog);
+            fwrite(mfs_llm_ctx_logits(ctx, (int)i), sizeof(float), (size_t)info->n_vocab, flog);
     long n_gen = 0, n_evals = 0;
     for (; n_gen < n_predict; n_gen++) {
-        int32_t next = mfs_sampler_sample(smp, mfs_ctx_logits(ctx, -1));
+        int32_t next = mfs_sampler_sample(smp, mfs_llm_ctx_logits(ctx, -1));
         if (n_gen == 0)
             t_first = now_ms();
         if (!ignore_eos && mfs_tokenizer_is_eog(tok, next))
@@ -321,12 +321,12 @@ int main(int argc, char **argv)
         if (n_gen + 1 == n_predict)
             break;
         double t1 = now_ms();
-        if (mfs_ctx_eval(ctx, &next, 1, false, &err))
+        if (mfs_llm_ctx_eval(ctx, &next, 1, false, &err))
             goto fail_msg;
         t_gen += now_ms() - t1;
         n_evals++;
         if (flog)
-            fwrite(mfs_ctx_logits(ctx, -1), sizeof(float), (size_t)info->n_vocab, flog);
+            fwrite(mfs_llm_ctx_logits(ctx, -1), sizeof(float), (size_t)info->n_vocab, flog);
     }
     if (n_gen < n_predict)
         n_gen++;
@@ -355,8 +355,8 @@ out:
         fclose(ftok);
     free(ids);
     mfs_sampler_free(smp);
-    mfs_ctx_free(ctx);
+    mfs_llm_ctx_free(ctx);
     mfs_tokenizer_free(tok);
-    mfs_model_free(model);
+    mfs_llm_free(model);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* Private: the model's tensors as pointers into the mapping. */
-#ifndef MFS_INFER_MODEL_H
-#define MFS_INFER_MODEL_H
+#ifndef MFS_INFER_LLM_H
+#define MFS_INFER_LLM_H
 
 #include "mfs_infer.h"
 
@@ -18,9 +18,9 @@ struct mfs_layer {
     struct mfs_wt attn_norm, wq, wk, wv, wo, bq, bk, bv, ffn_norm, w_gate, w_up, w_down;
 };
 
-struct mfs_model {
+struct mfs_llm {
     mfs_map *map;
-    struct mfs_model_info info;
+    struct mfs_llm_info info;
     const struct mfs_kernels *kern;
     struct mfs_wt tok_embd, out_norm, output, rope_freqs;
     struct mfs_layer *layers;

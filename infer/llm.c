@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "llm.h"
 
 struct loader {
     const mfs_map *map;
@@ -86,9 +86,9 @@ static int get_wt(struct loader *l, const char *name, int cols, int rows, bool o
     return 0;
 }
 
-int mfs_model_load(const char *path, unsigned map_flags, mfs_model **out, mfs_err *err)
+int mfs_llm_load(const char *path, unsigned map_flags, mfs_llm **out, mfs_err *err)
 {
-    mfs_model *m = calloc(1, sizeof *m);
+    mfs_llm *m = calloc(1, sizeof *m);
     if (!m) {
         mfs_err_set(err, "%s: out of memory", path);
         return -ENOMEM;
@@ -97,7 +97,7 @@ int mfs_model_load(const char *path, unsigned map_flags, mfs_model **out, mfs_er
     if (rc)
         goto fail;
     struct loader l = {.map = m->map, .g = mfs_map_gguf(m->map), .path = path, .err = err};
-    struct mfs_model_info *h = &m->info;
+    struct mfs_llm_info *h = &m->info;
     struct mfs_str arch;
     rc = mfs_gguf_get_str(l.g, "general.architecture", &arch);
     if (rc) {
@@ -224,11 +224,11 @@ int mfs_model_load(const char *path, unsigned map_flags, mfs_model **out, mfs_er
     return 0;
 
 fail:
-    mfs_model_free(m);
+    mfs_llm_free(m);
     return rc;
 }
 
-void mfs_model_free(mfs_model *m)
+void mfs_llm_free(mfs_llm *m)
 {
     if (!m)
         return;
@@ -237,6 +237,6 @@ void mfs_model_free(mfs_model *m)
     free(m);
 }
 
-const struct mfs_model_info *mfs_model_info(const mfs_model *m) { return &m->info; }
-const mfs_map *mfs_model_map(const mfs_model *m) { return m->map; }
-const char *mfs_model_kernels(const mfs_model *m) { return m->kern->name; }
+const struct mfs_llm_info *mfs_llm_info(const mfs_llm *m) { return &m->info; }
+const mfs_map *mfs_llm_map(const mfs_llm *m) { return m->map; }
+const char *mfs_llm_kernels(const mfs_llm *m) { return m->kern->name; }
