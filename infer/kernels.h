@@ -17,6 +17,8 @@
  * (struct mfs_act_fmt), like ggml's vec_dot_type, but laid out for SIMD: per row
  *   F32:   float x[k]
  *   Q8_0:  i8 q[k]; float d[k/32]; i32 s[k/32]      x ~= d[b] * q, s[b] = sum of the block's q
+ *          then, 64-aligned, per pair of blocks p: float dv[p][16], i32 sv[p][16] (lanes 0-7: block
+ *          2p, 8-15: block 2p+1, 0 past the end): d and s spread for 512-bit lanes
  *   Q8_K:  i8 q[k]; float d[k/256]; i16 bs[k/16]    bs = sums of 16 q
  * with q = round-half-even(x / d), d = amax/127 (Q8_0) or -max/127 of the signed extreme (Q8_K,
  * as ggml's quantize_row_q8_K). Rows are padded to 64 bytes (mfs_act_row_bytes).
@@ -78,6 +80,12 @@ static inline const int8_t *mfs_act_q(const void *a) { return (const int8_t *)a;
 static inline const float *mfs_act_d(const void *a, int k) { return (const float *)((const int8_t *)a + k); }
 static inline const int32_t *mfs_act_s8_0(const void *a, int k) { return (const int32_t *)(mfs_act_d(a, k) + k / MFS_QK); }
 static inline const int16_t *mfs_act_bs(const void *a, int k) { return (const int16_t *)(mfs_act_d(a, k) + k / MFS_QK_K); }
+static inline size_t mfs_act_q8_0_vec_off(int k) { return ((size_t)k + (size_t)k / MFS_QK * 8 + 63) & ~(size_t)63; }
+static inline const float *mfs_act_dv(const void *a, int k) { return (const float *)((const uint8_t *)a + mfs_act_q8_0_vec_off(k)); }
+static inline const int32_t *mfs_act_sv(const void *a, int k)
+{
+    return (const int32_t *)(mfs_act_dv(a, k) + (size_t)(k / MFS_QK + 1) / 2 * 16);
+}
 
 /* y[c * ys + r] = dot(weight row r, activation row c) for r < nr, c < nc.
  * k: values per row; w: first weight row, ws bytes apart; a: first activation row, as bytes apart. */

@@ -128,10 +128,6 @@ FLOAT_GEMM(gemm_bf16, tile_bf16, matvec_bf16)
 
 /* Two consecutive 32-value blocks' scales (or one, the other 0) as lanes 0-7 / 8-15. */
 INLINE __m512 pair_ps(float lo, float hi) { return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1); }
-INLINE __m512i pair_epi32(int32_t lo, int32_t hi)
-{
-    return _mm512_inserti32x8(_mm512_set1_epi32(lo), _mm256_set1_epi32(hi), 1);
-}
 
 /* Q8_0 and Q4_0: 64 values (2 blocks) per step; `wq` gives the unsigned weight bytes and the
  * offset (128 or 8) that makes them unsigned. */
@@ -167,12 +163,12 @@ INLINE __m512i q4_0_wq(const struct mfs_blk_q4_0 *x, int two)
             _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++)                                             \
             {                                                                                                \
                 const uint8_t *ac = a + (size_t)c * as;                                                      \
-                const float *d = mfs_act_d(ac, k);                                                           \
-                const int32_t *s = mfs_act_s8_0(ac, k);                                                      \
                 __m512i q = two ? _mm512_loadu_si512(ac + b * MFS_QK)                                        \
                                 : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(ac + b * MFS_QK))); \
-                __m512i bias = pair_epi32(-(OFF / 8) * s[b], two ? -(OFF / 8) * s[b + 1] : 0);               \
-                __m512 dy = pair_ps(d[b], two ? d[b + 1] : 0.f);                                             \
+                __m512i sv = _mm512_load_si512(mfs_act_sv(ac, k) + b * 8);                                   \
+                __m512i bias = _mm512_sub_epi32(_mm512_setzero_si512(),                                      \
+                                                OFF == 128 ? _mm512_slli_epi32(sv, 4) : sv);                 \
+                __m512 dy = _mm512_load_ps(mfs_act_dv(ac, k) + b * 8);                                       \
                 __m512 t = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, wq, q));                             \
                 acc[c] = _mm512_fmadd_ps(t, _mm512_mul_ps(dw, dy), acc[c]);                                  \
             }                                                                                                \

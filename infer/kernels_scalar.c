@@ -88,7 +88,7 @@ size_t mfs_act_row_bytes(enum mfs_act_fmt fmt, int k)
         n = (size_t)k * 4;
         break;
     case MFS_ACT_Q8_0:
-        n = (size_t)k + (size_t)k / MFS_QK * 8;
+        n = mfs_act_q8_0_vec_off(k) + (size_t)(k / MFS_QK + 1) / 2 * 128;
         break;
     case MFS_ACT_Q8_K:
         n = (size_t)k + (size_t)k / MFS_QK_K * 4 + (size_t)k / 16 * 2;
@@ -122,6 +122,13 @@ void mfs_act_quantize(enum mfs_act_fmt fmt, const float *x, void *out, int k)
             d[b] = db;
             s[b] = sum;
         }
+        float *dv = (float *)mfs_act_dv(out, k);
+        int32_t *sv = (int32_t *)mfs_act_sv(out, k);
+        for (int b = 0; b < (k / MFS_QK + 1) / 2 * 2; b++)
+            for (int l = 0; l < 8; l++) {
+                dv[b * 8 + l] = b < k / MFS_QK ? d[b] : 0.f;
+                sv[b * 8 + l] = b < k / MFS_QK ? s[b] : 0;
+            }
         return;
     }
     int16_t *bs = (int16_t *)(d + k / MFS_QK_K);
