@@ -15,6 +15,10 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+/* Software prefetch distance on the weight stream, bytes: about a DRAM latency's worth of data at
+ * one core's bandwidth, and past the 4 KiB boundaries where hardware prefetchers stop. */
+#define PREFETCH 4096
+
 INLINE float f16(uint16_t h) { return _cvtsh_ss(h); }
 
 /* ---- float weights: 4 x 4 tiles, 16 values per step, masked tail */
@@ -71,8 +75,8 @@ FLOAT_TILE(tile_bf16, load_w_bf16)
             __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                      \
             int i = 0;                                                                                       \
             for (; i + 64 <= k; i += 64) {                                                                   \
-                _mm_prefetch((const char *)(wr + (size_t)i * ESZ) + 1024, _MM_HINT_T0);                     \
-                _mm_prefetch((const char *)(wr + (size_t)i * ESZ) + 1024 + 64 * (ESZ / 2), _MM_HINT_T0);    \
+                for (int l = 0; l < ESZ; l++)                                                                \
+                    _mm_prefetch((const char *)(wr + (size_t)i * ESZ) + PREFETCH + 64 * l, _MM_HINT_T0);    \
                 s0 = _mm512_fmadd_ps(LOADW(wr, i, 0xffff), _mm512_loadu_ps(a + i), s0);                      \
                 s1 = _mm512_fmadd_ps(LOADW(wr, i + 16, 0xffff), _mm512_loadu_ps(a + i + 16), s1);            \
                 s2 = _mm512_fmadd_ps(LOADW(wr, i + 32, 0xffff), _mm512_loadu_ps(a + i + 32), s2);            \
@@ -158,6 +162,7 @@ INLINE __m512i q4_0_wq(const struct mfs_blk_q4_0 *x, int two)
         _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++) acc[c] = _mm512_setzero_ps();                   \
         for (int b = 0; b < nb; b += 2) {                                                                    \
             const int two = b + 1 < nb;                                                                      \
+            _mm_prefetch((const char *)(x + b) + PREFETCH, _MM_HINT_T0);                                     \
             __m512i wq = WQ(x + b, two);                                                                     \
             __m512 dw = pair_ps(f16(x[b].d), two ? f16(x[b + 1].d) : 0.f);                                   \
             _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++)                                             \
@@ -212,6 +217,8 @@ INLINE void tile_q4_k(int k, const uint8_t *w, const uint8_t *a, size_t as, floa
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     K_TILE_BEGIN
     for (int b = 0; b < nb; b++) {
+        for (int l = 0; l < 3; l++)
+            _mm_prefetch((const char *)(x + b) + PREFETCH + 64 * l, _MM_HINT_T0);
         __m128i sm = q4k_scales_mins(x[b].scales);
         __m512i sc16 = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(sm)); /* scales in int16 lanes 0-7 */
         __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)); /* each min twice */
@@ -259,6 +266,8 @@ INLINE void tile_q6_k(int k, const uint8_t *w, const uint8_t *a, size_t as, floa
     const __m512i shr_hi = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     K_TILE_BEGIN
     for (int b = 0; b < nb; b++) {
+        for (int l = 0; l < 4; l++)
+            _mm_prefetch((const char *)(x + b) + PREFETCH + 64 * l, _MM_HINT_T0);
         __m256i sc16v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         __m512i sc16 = _mm512_castsi256_si512(sc16v);
         __m512i wq[4], sc[4];

@@ -124,8 +124,10 @@ int mfs_llm_load(const char *path, unsigned map_flags, mfs_llm **out, mfs_err *e
         (rc = get_f(&l, "rope.freq_base", 10000.0, &h->rope_theta)) ||
         (rc = get_f(&l, "attention.layer_norm_rms_epsilon", 1e-5, &h->norm_eps)))
         goto fail;
+    /* caps far above any published model keep every product below in int range */
     if (h->n_embd <= 0 || h->n_layer <= 0 || h->n_ff <= 0 || h->n_head <= 0 || h->n_head_kv <= 0 ||
-        h->n_head % h->n_head_kv != 0 || h->n_embd % h->n_head != 0) {
+        h->n_embd > (1 << 17) || h->n_layer > (1 << 12) || h->n_ff > (1 << 20) || h->n_head > (1 << 12) ||
+        h->n_head_kv > h->n_head || h->n_head % h->n_head_kv != 0 || h->n_embd % h->n_head != 0) {
         mfs_err_set(err, "%s: inconsistent hyperparameters (embd %d, layers %d, ff %d, heads %d, kv heads %d)", path,
                     h->n_embd, h->n_layer, h->n_ff, h->n_head, h->n_head_kv);
         rc = -EINVAL;
@@ -137,7 +139,8 @@ int mfs_llm_load(const char *path, unsigned map_flags, mfs_llm **out, mfs_err *e
     if ((rc = get_u(&l, "attention.value_length", false, (uint64_t)h->head_dim, &vlen)) ||
         (rc = get_u(&l, "rope.dimension_count", false, (uint64_t)h->head_dim, &h->n_rot)))
         goto fail;
-    if (vlen != h->head_dim || h->head_dim <= 0 || h->head_dim % 2 || h->n_rot <= 0 || h->n_rot > h->head_dim ||
+    if (vlen != h->head_dim || h->head_dim <= 0 || h->head_dim > (1 << 12) || h->head_dim % 2 || h->n_rot <= 0 ||
+        h->n_rot > h->head_dim ||
         h->n_rot % 2) {
         mfs_err_set(err, "%s: unsupported head sizes (key %d, value %d, rope dims %d)", path, h->head_dim, vlen,
                     h->n_rot);
