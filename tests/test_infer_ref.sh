@@ -74,7 +74,6 @@ gen "$tmp/q-base.gguf" --arch qwen2 --type f32 --seed 8 --tied
 $PY tests/add-rope-freqs.py "$tmp/l-f32.gguf" "$tmp/l-f32-llama3.gguf" 8 1 4 64
 
 check "llama F32 GQA untied" "$tmp/l-f32.gguf" 1e-4 0 -- -t 1
-check "llama F32 GQA untied, 2 threads" "$tmp/l-f32.gguf" 1e-4 0 -- -t 2
 check "llama F32 Llama 3 rope factors" "$tmp/l-f32-llama3.gguf" 1e-4 0 -- -t 2
 check "llama F16 tied" "$tmp/l-f16-tied.gguf" 1e-4 0 -- -t 2
 check "llama BF16" "$tmp/l-bf16.gguf" 1e-4 0 -- -t 2
