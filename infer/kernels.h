@@ -18,7 +18,8 @@
  *   F32:   float x[k]
  *   Q8_0:  i8 q[k]; float d[k/32]; i32 s[k/32]      x ~= d[b] * q, s[b] = sum of the block's q
  *          then, 64-aligned, per pair of blocks p: float dv[p][16], i32 sv[p][16] (lanes 0-7: block
- *          2p, 8-15: block 2p+1, 0 past the end): d and s spread for 512-bit lanes
+ *          2p, 8-15: block 2p+1, 0 past the end): d and -16 * s spread for 512-bit lanes (eight
+ *          lanes of -16 * s take 128 * s out of a dot with weights made unsigned by + 128)
  *   Q8_K:  i8 q[k]; float d[k/256]; i16 bs[k/16]    bs = sums of 16 q
  * with q = round-half-even(x / d), d = amax/127 (Q8_0) or -max/127 of the signed extreme (Q8_K,
  * as ggml's quantize_row_q8_K). Rows are padded to 64 bytes (mfs_act_row_bytes).

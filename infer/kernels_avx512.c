@@ -171,8 +171,7 @@ INLINE __m512i q4_0_wq(const struct mfs_blk_q4_0 *x, int two)
                 __m512i q = two ? _mm512_loadu_si512(ac + b * MFS_QK)                                        \
                                 : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(ac + b * MFS_QK))); \
                 __m512i sv = _mm512_load_si512(mfs_act_sv(ac, k) + b * 8);                                   \
-                __m512i bias = _mm512_sub_epi32(_mm512_setzero_si512(),                                      \
-                                                OFF == 128 ? _mm512_slli_epi32(sv, 4) : sv);                 \
+                __m512i bias = OFF == 128 ? sv : _mm512_srai_epi32(sv, 4); /* -16 s or -s per lane */        \
                 __m512 dy = _mm512_load_ps(mfs_act_dv(ac, k) + b * 8);                                       \
                 __m512 t = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, wq, q));                             \
                 acc[c] = _mm512_fmadd_ps(t, _mm512_mul_ps(dw, dy), acc[c]);                                  \

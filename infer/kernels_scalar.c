@@ -127,7 +127,7 @@ void mfs_act_quantize(enum mfs_act_fmt fmt, const float *x, void *out, int k)
         for (int b = 0; b < (k / MFS_QK + 1) / 2 * 2; b++)
             for (int l = 0; l < 8; l++) {
                 dv[b * 8 + l] = b < k / MFS_QK ? d[b] : 0.f;
-                sv[b * 8 + l] = b < k / MFS_QK ? s[b] : 0;
+                sv[b * 8 + l] = b < k / MFS_QK ? -16 * s[b] : 0;
             }
         return;
     }
