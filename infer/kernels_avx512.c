@@ -153,30 +153,46 @@ INLINE __m512i q4_0_wq(const struct mfs_blk_q4_0 *x, int two)
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
 }
 
+/* One step: blocks b and b+1 (TWO) or b alone, against RN activation rows. */
+#define Q32_STEP(BLK, WQ, OFF, TWO)                                                                          \
+    do {                                                                                                     \
+        __m512i wq = WQ(x + b, TWO);                                                                         \
+        __m512 dw = pair_ps(f16(x[b].d), TWO ? f16(x[b + 1].d) : 0.f);                                       \
+        _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++)                                                 \
+        {                                                                                                    \
+            __m512i q = TWO ? _mm512_loadu_si512(qa[c] + b * MFS_QK)                                         \
+                            : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(qa[c] + b * MFS_QK))); \
+            __m512i sv = _mm512_load_si512(sva[c] + b * 8);                                                  \
+            __m512i bias = OFF == 128 ? sv : _mm512_srai_epi32(sv, 4); /* -16 s or -s per lane */            \
+            __m512 dy = _mm512_load_ps(dva[c] + b * 8);                                                      \
+            __m512 t = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, wq, q));                                 \
+            acc[c] = _mm512_fmadd_ps(t, _mm512_mul_ps(dw, dy), acc[c]);                                      \
+        }                                                                                                    \
+    } while (0)
+
 #define Q32_TILE(NAME, BLK, WQ, OFF)                                                                         \
     INLINE void NAME(int k, const uint8_t *w, const uint8_t *a, size_t as, float *y, size_t ys, const int RN) \
     {                                                                                                        \
         const BLK *x = (const BLK *)w;                                                                       \
         const int nb = k / MFS_QK;                                                                           \
+        const int8_t *qa[4];                                                                                 \
+        const int32_t *sva[4];                                                                               \
+        const float *dva[4];                                                                                 \
         __m512 acc[4];                                                                                       \
-        _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++) acc[c] = _mm512_setzero_ps();                   \
-        for (int b = 0; b < nb; b += 2) {                                                                    \
-            const int two = b + 1 < nb;                                                                      \
-            _mm_prefetch((const char *)(x + b) + PREFETCH, _MM_HINT_T0);                                     \
-            __m512i wq = WQ(x + b, two);                                                                     \
-            __m512 dw = pair_ps(f16(x[b].d), two ? f16(x[b + 1].d) : 0.f);                                   \
-            _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++)                                             \
-            {                                                                                                \
-                const uint8_t *ac = a + (size_t)c * as;                                                      \
-                __m512i q = two ? _mm512_loadu_si512(ac + b * MFS_QK)                                        \
-                                : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(ac + b * MFS_QK))); \
-                __m512i sv = _mm512_load_si512(mfs_act_sv(ac, k) + b * 8);                                   \
-                __m512i bias = OFF == 128 ? sv : _mm512_srai_epi32(sv, 4); /* -16 s or -s per lane */        \
-                __m512 dy = _mm512_load_ps(mfs_act_dv(ac, k) + b * 8);                                       \
-                __m512 t = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(bias, wq, q));                             \
-                acc[c] = _mm512_fmadd_ps(t, _mm512_mul_ps(dw, dy), acc[c]);                                  \
-            }                                                                                                \
+        _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++)                                                 \
+        {                                                                                                    \
+            acc[c] = _mm512_setzero_ps();                                                                    \
+            qa[c] = mfs_act_q(a + (size_t)c * as);                                                           \
+            sva[c] = mfs_act_sv(a + (size_t)c * as, k);                                                      \
+            dva[c] = mfs_act_dv(a + (size_t)c * as, k);                                                      \
         }                                                                                                    \
+        int b = 0;                                                                                           \
+        for (; b + 2 <= nb; b += 2) {                                                                        \
+            _mm_prefetch((const char *)(x + b) + PREFETCH, _MM_HINT_T0);                                     \
+            Q32_STEP(BLK, WQ, OFF, 1);                                                                       \
+        }                                                                                                    \
+        if (b < nb)                                                                                          \
+            Q32_STEP(BLK, WQ, OFF, 0);                                                                       \
         _Pragma("GCC unroll 4") for (int c = 0; c < RN; c++) y[(size_t)c * ys] = _mm512_reduce_add_ps(acc[c]); \
     }
 
