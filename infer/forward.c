@@ -26,7 +26,7 @@
 #include "pool.h"
 
 #define BATCH_MAX 256  /* tokens per internal batch */
-#define ROW_CHUNK 16   /* weight rows per work item */
+#define ROW_CHUNK 16   /* weight rows per work item (batches; generation takes ~64 KiB) */
 #define COL_BLOCK 64   /* tokens per work item */
 
 struct mfs_llm_ctx {
@@ -136,6 +136,7 @@ struct mm_task {
     struct mm_job jobs[3];
     int n_jobs;
     int row_chunks[3]; /* chunks per job */
+    int chunk_rows[3]; /* weight rows per chunk */
     int items_per_block;
     int n_items;
     atomic_int next;
@@ -160,7 +161,7 @@ static void mm_fn(void *arg, int ith, int nth)
         while (r >= t->row_chunks[j])
             r -= t->row_chunks[j++];
         const struct mfs_wt *w = t->jobs[j].w;
-        int r0 = r * ROW_CHUNK, nr = w->rows - r0 < ROW_CHUNK ? w->rows - r0 : ROW_CHUNK;
+        int cr = t->chunk_rows[j], r0 = r * cr, nr = w->rows - r0 < cr ? w->rows - r0 : cr;
         int c0 = cb * COL_BLOCK, nc = t->n - c0 < COL_BLOCK ? t->n - c0 : COL_BLOCK;
         t->kern->gemm[w->type](t->k, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr, t->act + (size_t)c0 * t->as,
                                t->as, nc, t->jobs[j].y + (size_t)c0 * w->rows + r0, (size_t)w->rows);
@@ -184,7 +185,15 @@ static void matmul(mfs_llm_ctx *c, const float *x, int n, const struct mm_job *j
     }
     for (int j = 0; j < n_jobs; j++) {
         t.jobs[j] = jobs[j];
-        t.row_chunks[j] = (jobs[j].w->rows + ROW_CHUNK - 1) / ROW_CHUNK;
+        /* one token (generation): ~64 KiB of weights per item, so each thread streams long runs of
+         * consecutive rows; a batch: ROW_CHUNK rows, which stay in L2 while the tokens go by */
+        int cr = ROW_CHUNK;
+        if (n == 1) {
+            cr = (int)(65536 / jobs[j].w->row_bytes) & ~3;
+            cr = cr < ROW_CHUNK ? ROW_CHUNK : cr > 256 ? 256 : cr;
+        }
+        t.chunk_rows[j] = cr;
+        t.row_chunks[j] = (jobs[j].w->rows + cr - 1) / cr;
         t.items_per_block += t.row_chunks[j];
     }
     t.n_items = t.items_per_block * ((n + COL_BLOCK - 1) / COL_BLOCK);
