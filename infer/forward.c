@@ -28,6 +28,7 @@
 #define BATCH_MAX 256  /* tokens per internal batch */
 #define ROW_CHUNK 16   /* weight rows per work item (batches; generation takes ~64 KiB) */
 #define COL_BLOCK 64   /* tokens per work item */
+#define COL_GROUP 16   /* tokens per kernel call inside an item */
 
 struct mfs_llm_ctx {
     const mfs_llm *m;
@@ -163,8 +164,14 @@ static void mm_fn(void *arg, int ith, int nth)
         const struct mfs_wt *w = t->jobs[j].w;
         int cr = t->chunk_rows[j], r0 = r * cr, nr = w->rows - r0 < cr ? w->rows - r0 : cr;
         int c0 = cb * COL_BLOCK, nc = t->n - c0 < COL_BLOCK ? t->n - c0 : COL_BLOCK;
-        t->kern->gemm[w->type](t->k, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr, t->act + (size_t)c0 * t->as,
-                               t->as, nc, t->jobs[j].y + (size_t)c0 * w->rows + r0, (size_t)w->rows);
+        /* tokens in groups of COL_GROUP: the kernels walk every token for each weight row, so a
+         * group's activations (up to ~20 KiB a token) must stay in L2 while the rows go by */
+        for (int cg = c0; cg < c0 + nc; cg += COL_GROUP) {
+            int ng = c0 + nc - cg < COL_GROUP ? c0 + nc - cg : COL_GROUP;
+            t->kern->gemm[w->type](t->k, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nr,
+                                   t->act + (size_t)cg * t->as, t->as, ng, t->jobs[j].y + (size_t)cg * w->rows + r0,
+                                   (size_t)w->rows);
+        }
     }
 }
 
