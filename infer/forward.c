@@ -29,6 +29,9 @@
 #define ROW_CHUNK 16   /* weight rows per work item (batches; generation takes ~64 KiB) */
 #define COL_BLOCK 64   /* tokens per work item */
 #define COL_GROUP 16   /* tokens per kernel call inside an item */
+#ifndef MATVEC_CHUNK
+#define MATVEC_CHUNK 65536 /* bytes of weights per work item for one token */
+#endif
 
 struct mfs_llm_ctx {
     const mfs_llm *m;
@@ -196,8 +199,8 @@ static void matmul(mfs_llm_ctx *c, const float *x, int n, const struct mm_job *j
          * consecutive rows; a batch: ROW_CHUNK rows, which stay in L2 while the tokens go by */
         int cr = ROW_CHUNK;
         if (n == 1) {
-            cr = (int)(65536 / jobs[j].w->row_bytes) & ~3;
-            cr = cr < ROW_CHUNK ? ROW_CHUNK : cr > 256 ? 256 : cr;
+            cr = (int)((size_t)MATVEC_CHUNK / jobs[j].w->row_bytes) & ~3;
+            cr = cr < ROW_CHUNK ? ROW_CHUNK : cr > 1024 ? 1024 : cr;
         }
         t.chunk_rows[j] = cr;
         t.row_chunks[j] = (jobs[j].w->rows + cr - 1) / cr;
