@@ -13,6 +13,9 @@ static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE float sizes");
 
 /* Bytes of stored input converted per step: bounded stack use, few reads per row. */
 #define CONV_STEP 4096
+/* Most bytes of stored heads held at once by a permuted read (heads larger than this are read
+ * row by row). */
+#define PERM_SCRATCH (4u << 20)
 
 /* ---------------------------------------------------------------- elements */
 
@@ -69,7 +72,7 @@ uint16_t mfs_e4m3_to_half(uint8_t b)
     if (e == 0) {
         if (m == 0)
             return s;
-        e = 7; /* m * 2^-9 is a normal half: exponent field 6 + position of the top bit */
+        e = 9; /* m * 2^-9 is a normal half: exponent field 6 + position of m's top bit */
         while (!(m & 8u)) {
             m <<= 1;
             e--;
@@ -206,12 +209,60 @@ static int read_run(const struct conv_ctx *x, uint8_t *dst, size_t len, uint64_t
     return 0;
 }
 
+/* A permuted tensor of unchanged type, head by head: a head's presented rows are a permutation of
+ * the same head's stored rows, the even ones (s = 0) from its first half, the odd ones from its
+ * second half. A whole head is one read; part of one is two reads (its even and its odd rows). */
+static ssize_t read_heads(const struct conv_ctx *x, uint8_t *dst, size_t len, uint64_t off)
+{
+    uint64_t row_bytes = x->c.row_elems * x->eo, hr = x->head_rows, head_bytes = hr * row_bytes;
+    uint8_t *scratch = malloc(len < head_bytes ? len + 2 * row_bytes : head_bytes);
+    if (!scratch)
+        return -ENOMEM;
+    size_t done = 0;
+    int rc = 0;
+    while (rc == 0 && done < len) {
+        uint64_t o = off + done, h = o / head_bytes, base = h * hr;
+        uint64_t stop = (h + 1) * head_bytes < o + (len - done) ? (h + 1) * head_bytes : o + (len - done);
+        uint64_t wa = o / row_bytes - base, wb = (stop + row_bytes - 1) / row_bytes - base; /* rows [wa, wb) */
+        uint64_t lo[2], n[2];
+        for (int sp = 0; sp < 2; sp++) { /* presented rows 2i + sp, i in [lo, lo + n) */
+            lo[sp] = (wa + 1 - (uint64_t)sp) / 2;
+            uint64_t hi = wb > (uint64_t)sp ? (wb - 1 - (uint64_t)sp) / 2 + 1 : 0;
+            n[sp] = hi > lo[sp] ? hi - lo[sp] : 0;
+        }
+        uint8_t *run[2] = {scratch, scratch + n[0] * row_bytes};
+        if (wa == 0 && wb == hr) { /* the whole head: both halves in one read */
+            lo[1] = 0;
+            run[1] = scratch + hr / 2 * row_bytes;
+            ssize_t got = mfs_source_read(x->c.src, scratch, head_bytes, x->c.off + h * head_bytes);
+            rc = got < 0 ? (int)got : (uint64_t)got == head_bytes ? 0 : -EIO;
+        }
+        for (int sp = 0; sp < 2 && rc == 0 && !(wa == 0 && wb == hr); sp++) {
+            if (!n[sp])
+                continue;
+            uint64_t at = x->c.off + (base + (uint64_t)sp * (hr / 2) + lo[sp]) * row_bytes;
+            ssize_t got = mfs_source_read(x->c.src, run[sp], n[sp] * row_bytes, at);
+            rc = got < 0 ? (int)got : (uint64_t)got == n[sp] * row_bytes ? 0 : -EIO;
+        }
+        while (rc == 0 && off + done < stop) {
+            uint64_t at = off + done, w = at / row_bytes - base, in_row = at % row_bytes;
+            size_t k = (size_t)(row_bytes - in_row < stop - at ? row_bytes - in_row : stop - at);
+            memcpy(dst + done, run[w & 1] + ((w >> 1) - lo[w & 1]) * row_bytes + in_row, k);
+            done += k;
+        }
+    }
+    free(scratch);
+    return rc ? rc : (ssize_t)done;
+}
+
 static ssize_t conv_read(void *ctx, void *buf, size_t len, uint64_t off)
 {
     const struct conv_ctx *x = ctx;
     uint64_t row_bytes = x->c.row_elems * x->eo;
     if (row_bytes == 0)
         return 0;
+    if (x->identity && x->head_rows && x->head_rows * row_bytes <= PERM_SCRATCH)
+        return read_heads(x, buf, len, off);
     size_t done = 0;
     while (done < len) {
         uint64_t o = off + done, r = o / row_bytes, in_row = o % row_bytes;
