@@ -34,37 +34,42 @@ static bool pb_varint(struct pb *b, uint64_t *v)
     return false; /* more than 10 bytes */
 }
 
-/* One field: its number, wire type, and for wire type 2 its bytes, for 0 its value. */
-static bool pb_field(struct pb *b, uint32_t *field, uint32_t *wire, struct pb *sub, uint64_t *val)
+/* One field: its number, wire type, and for wire type 2 its bytes, for 0 its value. NULL, or what
+ * is wrong. */
+static const char *pb_field(struct pb *b, uint32_t *field, uint32_t *wire, struct pb *sub, uint64_t *val)
 {
     uint64_t key;
-    if (!pb_varint(b, &key) || key >> 3 == 0 || key >> 3 > UINT32_MAX)
-        return false;
+    if (!pb_varint(b, &key))
+        return "truncated or overlong field key";
+    if (key >> 3 == 0 || key >> 3 > UINT32_MAX)
+        return "field number out of range";
     *field = (uint32_t)(key >> 3);
     *wire = key & 7;
     switch (*wire) {
-    case 0: return pb_varint(b, val);
+    case 0: return pb_varint(b, val) ? NULL : "truncated or overlong varint";
     case 1:
     case 5: {
         size_t n = *wire == 1 ? 8 : 4;
         if ((size_t)(b->end - b->p) < n)
-            return false;
+            return "fixed-size value runs past the end";
         *val = 0;
         for (size_t i = 0; i < n; i++)
             *val |= (uint64_t)b->p[i] << (8 * i);
         b->p += n;
-        return true;
+        return NULL;
     }
     case 2: {
         uint64_t n;
-        if (!pb_varint(b, &n) || n > (uint64_t)(b->end - b->p))
-            return false;
+        if (!pb_varint(b, &n))
+            return "truncated or overlong length";
+        if (n > (uint64_t)(b->end - b->p))
+            return "length runs past the end";
         sub->p = b->p;
         sub->end = b->p + n;
         b->p += n;
-        return true;
+        return NULL;
     }
-    default: return false; /* groups (3, 4) are not used by sentencepiece; 6, 7 do not exist */
+    default: return "unsupported wire type"; /* groups (3, 4) are not used by sentencepiece */
     }
 }
 
@@ -80,8 +85,9 @@ int mfs_spm_parse(const uint8_t *data, size_t len, const char *name, struct mfs_
         struct pb sub;
         uint64_t val;
         size_t at = (size_t)(b.p - data);
-        if (!pb_field(&b, &field, &wire, &sub, &val)) {
-            mfs_err_set(err, "%s: malformed protobuf at byte %zu", name, at);
+        const char *why = pb_field(&b, &field, &wire, &sub, &val);
+        if (why) {
+            mfs_err_set(err, "%s: malformed protobuf at byte %zu: %s", name, at, why);
             goto bad;
         }
         if (field != 1)
@@ -106,8 +112,9 @@ int mfs_spm_parse(const uint8_t *data, size_t len, const char *name, struct mfs_
             struct pb s2;
             uint64_t v2;
             size_t at2 = (size_t)(sub.p - data);
-            if (!pb_field(&sub, &f2, &w2, &s2, &v2)) {
-                mfs_err_set(err, "%s: malformed piece %zu at byte %zu", name, *n, at2);
+            const char *bad = pb_field(&sub, &f2, &w2, &s2, &v2);
+            if (bad) {
+                mfs_err_set(err, "%s: malformed piece %zu at byte %zu: %s", name, *n, at2, bad);
                 goto bad;
             }
             if (f2 == 1 && w2 == 2) {
