@@ -21,6 +21,8 @@
  * are ~20 MB; config files are a few KB). */
 #define MFS_HF_MAX_JSON (64u << 20)
 #define MFS_HF_MAX_SMALL_JSON (16u << 20)
+/* The largest vocabulary (config.json vocab_size) we build: published ones reach 262144. */
+#define MFS_HF_MAX_VOCAB (1 << 21)
 
 /* One input file: its bytes (NULL: the file is absent). `name` is its file name ("config.json"). */
 struct mfs_hf_blob {
@@ -85,8 +87,8 @@ struct mfs_hf_ctx {
 };
 
 /* Parse a blob as JSON: 0 with *out = NULL if the file is absent; -EINVAL with `err` naming the
- * file, the line and the column of a syntax error. `strict`: no NaN/Infinity or other
- * extensions (safetensors headers); HF files are parsed like Python's json module. */
+ * file, the line and the column of a syntax error. Lenient like Python's json module (NaN,
+ * Infinity); at most MFS_HF_MAX_JSON bytes and JSON_TOKENER_DEFAULT_DEPTH levels. */
 int mfs_hf_json(const struct mfs_hf_input *in, const struct mfs_hf_blob *b, json_object **out, mfs_err *err);
 
 /* Append a note (printf format); -ENOMEM. */

@@ -192,20 +192,38 @@ static void vocab_free(struct vocab *v)
     pool_free(&v->pool);
 }
 
+/* n tokens, all "[PADi]" (tok[i].p NULL until write_arrays names them) with `score` and `type`. */
 static int vocab_init(struct vocab *v, uint64_t n, float score, int32_t type)
 {
     memset(v, 0, sizeof *v);
-    if (n > (64u << 20) || !(v->tok = calloc(n ? n : 1, sizeof *v->tok)) ||
+    if (n > MFS_HF_MAX_VOCAB || !(v->tok = calloc(n ? n : 1, sizeof *v->tok)) ||
         !(v->score = malloc((n ? n : 1) * sizeof *v->score)) || !(v->type = malloc((n ? n : 1) * sizeof *v->type)))
         return -ENOMEM;
     v->n = n;
     for (uint64_t i = 0; i < n; i++) {
-        char *s;
-        if (asprintf(&s, "[PAD%" PRIu64 "]", i) < 0 || !pool_add(&v->pool, s))
-            return -ENOMEM;
-        v->tok[i] = (struct mfs_str){strlen(s), s};
         v->score[i] = score;
         v->type[i] = type;
+    }
+    return 0;
+}
+
+/* Name the missing tokens "[PADi]", as convert does, in one buffer. */
+static int vocab_pad_names(struct vocab *v)
+{
+    uint64_t missing = 0;
+    for (uint64_t i = 0; i < v->n; i++)
+        missing += !v->tok[i].p;
+    if (!missing)
+        return 0;
+    char *buf = pool_add(&v->pool, malloc(missing * 16)), *o = buf; /* "[PAD2097151]" + NUL fits */
+    if (!buf)
+        return -ENOMEM;
+    for (uint64_t i = 0; i < v->n; i++) {
+        if (v->tok[i].p)
+            continue;
+        int k = snprintf(o, 16, "[PAD%" PRIu64 "]", i);
+        v->tok[i] = (struct mfs_str){(size_t)k, o};
+        o += k + 1;
     }
     return 0;
 }
@@ -303,8 +321,8 @@ static int config_vocab_size(struct mfs_hf_ctx *x, uint64_t dflt, uint64_t *out)
     *out = dflt;
     if (!json_object_object_get_ex(x->config, "vocab_size", &v))
         return 0;
-    if (!json_int(v, &n) || n < 0 || n > (64 << 20))
-        return tok_fail(x, -EINVAL, "config.json: vocab_size is not an integer from 0 to %d", 64 << 20);
+    if (!json_int(v, &n) || n < 0 || n > MFS_HF_MAX_VOCAB)
+        return tok_fail(x, -EINVAL, "config.json: vocab_size is not an integer from 0 to %d", MFS_HF_MAX_VOCAB);
     *out = (uint64_t)n;
     return 0;
 }
@@ -461,10 +479,12 @@ static int special_vocab(struct mfs_hf_ctx *x, json_object *tj, json_object *tc,
 
 /* ---------------------------------------------------------------- SentencePiece */
 
-static int write_arrays(struct mfs_hf_ctx *x, const char *model, const char *pre, const struct vocab *v, bool scores)
+static int write_arrays(struct mfs_hf_ctx *x, const char *model, const char *pre, struct vocab *v, bool scores)
 {
     mfs_gguf *g = x->map->g;
-    int rc = mfs_gguf_set_str(g, "tokenizer.ggml.model", model);
+    int rc = vocab_pad_names(v);
+    if (rc == 0)
+        rc = mfs_gguf_set_str(g, "tokenizer.ggml.model", model);
     if (rc == 0 && pre)
         rc = mfs_gguf_set_str(g, "tokenizer.ggml.pre", pre);
     if (rc == 0)
@@ -670,7 +690,7 @@ static int vocab_bpe(struct mfs_hf_ctx *x, json_object *tj, json_object *tc, jso
         goto out;
     rc = 0;
     for (uint64_t i = 0; i < n; i++)
-        v.type[i] = -1; /* not in the vocabulary yet: stays [PADn], UNUSED */
+        v.type[i] = -1; /* not in the vocabulary yet: stays [PADi], UNUSED */
     json_object_object_foreach(vocab, key, val)
     {
         int64_t id;
@@ -713,7 +733,7 @@ static int vocab_bpe(struct mfs_hf_ctx *x, json_object *tj, json_object *tc, jso
     }
     for (uint64_t i = 0; i < n; i++) {
         if (v.type[i] < 0) {
-            v.type[i] = TT_UNUSED; /* v.tok[i] is [PADi] from vocab_init */
+            v.type[i] = TT_UNUSED; /* named [PADi] by write_arrays */
             continue;
         }
         /* `token in added_vocab` goes by content */
