@@ -93,6 +93,12 @@ if [ -x "$LLAMA_BIN/llama-simple" ]; then
         [ -s "$work/$name.snap.txt" ] || fail "$name: no output"
     done
     echo "ok llama.cpp generates the same text from snapshots and GGUFs"
+    data="${MFS_SHARED_DATA:-../shared/data}"
+    $PY scripts/check-tokenize.py "$LLAMA_BIN" "$work/llama-spm-f16.snap" "$data/ggml-vocab-llama-spm.gguf.inp" \
+        "$data/ggml-vocab-llama-spm.gguf.out" >"$work/tok" || { cat "$work/tok"; fail "llama-spm: tokenization"; }
+    $PY scripts/check-tokenize.py "$LLAMA_BIN" "$work/llama-gpt2-f32-3.snap" "$data/ggml-vocab-gpt-2.gguf.inp" \
+        "$data/ggml-vocab-gpt-2.gguf.out" >>"$work/tok" || { cat "$work/tok"; fail "gpt-2: tokenization"; }
+    echo "ok llama.cpp tokenizes the reference suites with both snapshots' vocabularies"
 else
     echo "skip llama.cpp checks: no $LLAMA_BIN/llama-simple (set MFS_LLAMA_BIN)"
 fi
