@@ -73,6 +73,8 @@ endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+REPLAY_BIN := $(addprefix $(BUILD)/fuzz-replay/,$(FUZZ_NAMES))
 
 .PHONY: all test unit-test bench demo fuzz install uninstall clean
 all: $(TOOLS) $(LIB)
@@ -116,10 +118,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_LIBS)
 	$(CC) $(MFS_CPPFLAGS) $(MFS_CFLAGS) -Itests/unit -o $@ $< $(TEST_LIBS) $(MFS_LDFLAGS) $(CMOCKA_LIBS) \
 	    $(LOADER_LIBS) $(if $(FS_SRC),$(FUSE_LIBS))
 
-unit-test: $(UNIT_BIN)
+unit-test: $(UNIT_BIN) $(REPLAY_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh --unit
 
-test: all $(UNIT_BIN)
+test: all $(UNIT_BIN) $(REPLAY_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh
 
 # Benchmark helpers live in tests/bench/; they are built, never installed.
@@ -134,14 +136,20 @@ bench: all $(BENCH_BIN)
 demo: all
 	MFS_BIN=$(BIN) scripts/demo.sh
 
-# libFuzzer targets need clang; each is built with the loader's sources, not the library.
+# libFuzzer targets need clang; each is built from the sources, not the libraries, so the
+# fuzzer instruments them. The same targets, linked with tests/fuzz/replay.c instead of
+# libFuzzer, replay the committed corpora and regressions in `make test`.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LOADER_SRC)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LOADER_SRC) $(INFER_SRC)
 	@mkdir -p $(dir $@)
-	clang $(MFS_CPPFLAGS) -std=c11 -pthread $(FUZZ_CFLAGS) -o $@ $< $(LOADER_SRC) $(LOADER_LIBS)
-fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-	FUZZ_SECONDS=$(FUZZ_SECONDS) MFS_BUILD=$(BUILD) tests/fuzz/run.sh
+	clang $(MFS_CPPFLAGS) -Iloader -std=c11 -pthread $(FUZZ_CFLAGS) -o $@ $< $(LOADER_SRC) $(INFER_SRC) $(LOADER_LIBS)
+fuzz: $(addprefix $(BUILD)/fuzz/fuzz_,$(FUZZ_NAMES))
+	FUZZ_SECONDS=$(FUZZ_SECONDS) MFS_BUILD=$(BUILD) tests/fuzz/run.sh $(FUZZ_NAMES)
+
+$(BUILD)/fuzz-replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(MFS_CPPFLAGS) -Iloader $(MFS_CFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_LIBS) $(MFS_LDFLAGS) $(LOADER_LIBS)
 
 MANPAGES := $(patsubst $(BIN)/%,$(BUILD)/man/%.1,$(TOOLS))
 $(BUILD)/man/%.1: $(BIN)/%

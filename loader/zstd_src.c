@@ -38,6 +38,8 @@
 
 /* Frames bigger than this decoded are not cached whole: the file is served as a stream. */
 #define MAX_FRAME_CHUNK (64ull << 20)
+/* A frame without a content size is decoded at open to learn it, up to this much. */
+#define MAX_COUNTED (64ull << 30)
 /* Piece of a stream decoded at a time. */
 #define STREAM_CHUNK (4ull << 20)
 
@@ -404,7 +406,7 @@ static int walk_frame(struct walker *w, uint64_t pos, uint64_t *csize, uint64_t 
     if (single)
         window = fcs;
     uint64_t block_max = window < BLOCK_MAX ? window : BLOCK_MAX;
-    uint64_t at = pos + hdr;
+    uint64_t at = pos + hdr, blocks = 0;
     for (;;) {
         uint8_t b[3];
         if (w->size - at < 3) {
@@ -426,8 +428,16 @@ static int walk_frame(struct walker *w, uint64_t pos, uint64_t *csize, uint64_t 
             return -EINVAL;
         }
         at += 3 + content;
+        blocks++;
         if (last)
             break;
+    }
+    /* Each block decodes to at most block_max bytes: a larger claimed size is a lie that would
+     * make us plan (and allocate for) data that cannot exist. */
+    if (fcs != CONTENT_SIZE_UNKNOWN && fcs > blocks * (block_max ? block_max : 1)) {
+        mfs_err_set(err, "%s: frame at offset %" PRIu64 " claims %" PRIu64 " bytes, more than its %" PRIu64
+                    " blocks can hold", w->name, pos, fcs, blocks);
+        return -EINVAL;
     }
     if (checksum) {
         if (w->size - at < 4) {
@@ -469,6 +479,13 @@ static int count_frame(mfs_source *file, uint64_t coff, uint64_t csize, uint64_t
                 goto out;
             }
             total += ob.pos;
+            if (total > MAX_COUNTED) {
+                mfs_err_set(err, "%s: the frame at offset %" PRIu64 " has no content size and decodes to more than "
+                            "%llu GiB; recompress it with the content size", mfs_source_name(file), coff,
+                            MAX_COUNTED >> 30);
+                rc = -EFBIG;
+                goto out;
+            }
         }
     }
     if (zr != 0) {

@@ -13,17 +13,16 @@ import os
 import struct
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy as np  # noqa: E402
-import mfsgguf as G  # noqa: E402
+np = G = None   # numpy and mfsgguf, imported by main() after the arguments are checked
 
 PROG = "gen-model.py"
 DATA_DIR = os.environ.get("MODELFS_SHARED_DATA",
                           os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data"))
 VOCABS = {"llama-spm": "ggml-vocab-llama-spm.gguf", "gpt-2": "ggml-vocab-gpt-2.gguf"}
-TYPES = {"f32": G.F32, "f16": G.F16, "bf16": G.BF16, "q8_0": G.Q8_0, "q4_0": G.Q4_0}
-ST_DTYPE = {G.F32: "F32", G.F16: "F16", G.BF16: "BF16"}
-TORCH_DTYPE = {G.F32: "float32", G.F16: "float16", G.BF16: "bfloat16"}
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_BF16 = 0, 1, 2, 8, 30   # = mfsgguf's
+TYPES = {"f32": GGML_F32, "f16": GGML_F16, "bf16": GGML_BF16, "q8_0": GGML_Q8_0, "q4_0": GGML_Q4_0}
+ST_DTYPE = {GGML_F32: "F32", GGML_F16: "F16", GGML_BF16: "BF16"}
+TORCH_DTYPE = {GGML_F32: "float32", GGML_F16: "float16", GGML_BF16: "bfloat16"}
 GGML_QUANT_VERSION = 2
 TRANSFORMERS_VERSION = "4.44.0"
 
@@ -127,7 +126,17 @@ SPECIAL_KEYS = [  # convert_hf_to_gguf / SpecialVocab order, GGUF key, HF config
     ("mask", "tokenizer.ggml.mask_token_id")]
 
 
+_VOCAB_CACHE = {}
+
+
 def load_vocab(name):
+    """The vocab GGUF's tokenizer.* kvs and token count (memoized for in-process use)."""
+    if name not in _VOCAB_CACHE:
+        _VOCAB_CACHE[name] = _load_vocab(name)
+    return _VOCAB_CACHE[name]
+
+
+def _load_vocab(name):
     path = os.path.join(DATA_DIR, VOCABS[name])
     try:
         r = G.GGUFReader(path)
@@ -764,7 +773,13 @@ def run(a):
 
 
 def main(argv):
+    global np, G
     a = parse_args(argv)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy
+    import mfsgguf
+    np, G = numpy, mfsgguf
+    assert (G.F32, G.F16, G.Q4_0, G.Q8_0, G.BF16) == (GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_BF16)
     try:
         run(a)
     except InputError as e:

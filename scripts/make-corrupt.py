@@ -121,6 +121,9 @@ def zst_files(out, pack):
     yield "frames.gguf.zst", first + second
     yield "truncated-frame.gguf.zst", single[:len(single) // 2]
     yield "stray-bytes.gguf.zst", single + b"\0\1\2"
+    # a frame header claiming 1 TiB for one raw block of 4 bytes (found by fuzz_zstd)
+    lying = struct.pack("<IBB", 0xFD2FB528, 0xC0, 0x00) + struct.pack("<Q", 1 << 40)
+    yield "lying-content-size.gguf.zst", lying + bytes([4 << 3 | 1, 0, 0]) + b"GGUF"
 
 
 def main():

@@ -715,9 +715,13 @@ def fp32_to_fp16(x):
 
 
 def _roundf(x):
-    """C roundf (half away from zero) on float32 values, exact via float64."""
-    x64 = x.astype(np.float64)
-    return np.trunc(x64 + np.copysign(0.5, x64))
+    """C roundf (half away from zero) on float32 values, exactly (no x + 0.5, whose
+    float32 rounding would turn 0.49999997 into 1)."""
+    q = np.rint(x)                         # ties to even ...
+    tie = np.abs(x - q) == np.float32(0.5)  # x - q is exact in float32
+    if tie.any():                          # ... but roundf takes ties away from zero
+        q[tie] = np.trunc(x[tie]) + np.sign(x[tie])
+    return q
 
 
 def quantize_q8_0(x):
@@ -729,7 +733,7 @@ def quantize_q8_0(x):
     blocks = x.reshape(-1, 32)
     nb = blocks.shape[0]
     out = np.empty((nb, 34), dtype=np.uint8)
-    step = 1 << 20
+    step = 1 << 17
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for s in range(0, nb, step):
             b = blocks[s:s + step]
@@ -757,7 +761,7 @@ def quantize_q4_0(x, fma=None):
     blocks = x.reshape(-1, 32)
     nb = blocks.shape[0]
     out = np.empty((nb, 18), dtype=np.uint8)
-    step = 1 << 20
+    step = 1 << 17
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for s in range(0, nb, step):
             b = blocks[s:s + step]

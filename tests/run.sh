@@ -25,6 +25,10 @@ wanted() {
 
 tests=()
 for t in "$MFS_BUILD"/tests/test_*; do [ -x "$t" ] && wanted "$t" && tests+=("$t"); done
+# fuzz corpora and regressions, replayed without libFuzzer
+for t in "$MFS_BUILD"/fuzz-replay/*; do
+    [ -x "$t" ] && wanted "$t" && tests+=("$t tests/fuzz/corpus/${t##*/} tests/fuzz/regressions/${t##*/}")
+done
 if [ $unit_only -eq 0 ]; then
     for t in tests/*.sh; do [ "$t" != tests/run.sh ] && [ -x "$t" ] && wanted "$t" && tests+=("$t"); done
 fi
@@ -34,13 +38,14 @@ failed=()
 for t in "${tests[@]}"; do
     start=$EPOCHREALTIME
     log=$(mktemp)
-    if timeout --kill-after=10 "$timeout_s" "$t" >"$log" 2>&1; then
+    # shellcheck disable=SC2086 # a test may carry its arguments
+    if timeout --kill-after=10 "$timeout_s" $t >"$log" 2>&1; then
         pass=$((pass + 1))
-        printf 'PASS %-40s %6.1fs\n' "$t" "$(awk "BEGIN { print $EPOCHREALTIME - $start }")"
+        printf 'PASS %-40s %6.1fs\n' "${t%% *}" "$(awk "BEGIN { print $EPOCHREALTIME - $start }")"
     else
         rc=$?
         failed+=("$t")
-        printf 'FAIL %-40s (exit %d) output:\n' "$t" "$rc"
+        printf 'FAIL %-40s (exit %d) output:\n' "${t%% *}" "$rc"
         tail -n 60 "$log" | sed 's/^/    /'
     fi
     rm -f "$log"

@@ -3,8 +3,9 @@
  *   readbench [--cache SIZE] [--threads N] [--block SIZE] seq FILE
  *       one reader, block by block from start to end (what a sequential `cat` or MAP_POPULATE
  *       through the mount asks of the loader); prints seconds, GB/s and the peak RSS
- *   readbench [--cache SIZE] [--threads N] random FILE ORIGINAL COUNT
- *       COUNT random reads (offset and length up to 1 MiB), each compared with ORIGINAL
+ *   readbench [--cache SIZE] [--threads N] [--block SIZE] random FILE ORIGINAL COUNT
+ *       COUNT random reads (random offset, length 1 to --block, default 1 MiB), each compared
+ *       with ORIGINAL
  *
  * Output is one line of key=value pairs, for scripts/bench-read.
  */
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
         t0 = mfs_now();
         for (long i = 0; i < count; i++) {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            uint64_t off = x % size, n = (x >> 40) % (1u << 20) + 1;
+            uint64_t off = x % size, n = (x >> 40) % block + 1;
             uint64_t want = off + n > size ? size - off : n;
             ssize_t got = mfs_source_read(s, buf, n, off);
             if (got != (ssize_t)want || memcmp(buf, orig + off, want) != 0)
