@@ -46,6 +46,12 @@ $PY scripts/gen-model.py --out "$work/s260.gguf" --hf-dir "$work/s260" --align 4
 cmp "$work/s260.gguf" "$work/s260.snap" || fail "stories260K: snapshot differs"
 echo "ok stories260K weights (llama2.c, tied, synthetic vocab)"
 
+# -o align=32 (the GGUF default): the same bytes as convert without general.alignment
+$PY scripts/gen-model.py --out "$work/a32.gguf" --hf-dir "$work/a32" --dim 64 --layers 1 --ffn 96 >/dev/null
+"$BIN/modelfs-inspect" -a 32 -w "$work/a32.snap" "$work/a32"
+cmp "$work/a32.gguf" "$work/a32.snap" || fail "align 32: snapshot differs"
+echo "ok alignment 32"
+
 # the format line and notes
 "$BIN/modelfs-inspect" "$work/llama-spm-bf16-tied-2" >"$work/out"
 grep -q "^format = Hugging Face checkpoint (LlamaForCausalLM, 2 shards)$" "$work/out" || fail "format line"
