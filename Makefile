@@ -118,10 +118,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_LIBS)
 	$(CC) $(MFS_CPPFLAGS) $(MFS_CFLAGS) -Itests/unit -o $@ $< $(TEST_LIBS) $(MFS_LDFLAGS) $(CMOCKA_LIBS) \
 	    $(LOADER_LIBS) $(if $(FS_SRC),$(FUSE_LIBS))
 
+# Small programs the mount tests drive (mmap as llama.cpp does, threaded random preads).
+HELPER_BIN := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MFS_CPPFLAGS) $(MFS_CFLAGS) -o $@ $< $(MFS_LDFLAGS)
+
 unit-test: $(UNIT_BIN) $(REPLAY_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh --unit
 
-test: all $(UNIT_BIN) $(REPLAY_BIN)
+test: all $(UNIT_BIN) $(REPLAY_BIN) $(HELPER_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh
 
 # Benchmark helpers live in tests/bench/; they are built, never installed.
