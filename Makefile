@@ -69,6 +69,10 @@ endif
 ifneq ($(wildcard infer/main.c),)
 TOOLS += $(BIN)/modelfs-run
 endif
+# The runner's quantizer (Q4_K_M and friends).
+ifneq ($(wildcard infer/cli_quantize.c),)
+TOOLS += $(BIN)/modelfs-quantize
+endif
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -108,6 +112,9 @@ $(BIN)/modelfs: $(BUILD)/fs/main.o $(FS_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(MFS_CFLAGS) -o $@ $^ $(MFS_LDFLAGS) $(FUSE_LIBS) $(LOADER_LIBS)
 $(BIN)/modelfs-run: $(BUILD)/infer/main.o $(INFER_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(MFS_CFLAGS) -o $@ $^ $(MFS_LDFLAGS) $(LOADER_LIBS)
+$(BIN)/modelfs-quantize: $(BUILD)/infer/cli_quantize.o $(INFER_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(MFS_CFLAGS) -o $@ $^ $(MFS_LDFLAGS) $(LOADER_LIBS)
 

@@ -11,12 +11,17 @@ mkdir -p "$BENCH_DIR" docs/results
 
 # The TinyLlama-shaped model of the issues (dim 2048, 22 layers, 32 heads, 4 KV heads, ffn 5632,
 # vocab 32000), generated once per type: bench_model TYPE -> prints its path.
+# MFS_BENCH_SMALL=1: a small model of the same kind instead, to check the scripts quickly.
 bench_model() {
-    local type=$1 out="$BENCH_DIR/tinyllama-$1.gguf"
+    local type=$1 out="$BENCH_DIR/tinyllama-$1.gguf" shape="--dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632"
+    if [ -n "${MFS_BENCH_SMALL:-}" ]; then
+        out="$BENCH_DIR/small-$1.gguf"
+        shape="--dim 512 --layers 4 --heads 8 --kv-heads 4 --ffn 1408"
+    fi
     if [ ! -s "$out" ]; then
         echo "generating $out" >&2
-        /usr/bin/python3 scripts/gen-model.py --out "$out.tmp" --type "$type" --dim 2048 --layers 22 --heads 32 \
-            --kv-heads 4 --ffn 5632 --seed 1 >&2
+        # shellcheck disable=SC2086
+        /usr/bin/python3 scripts/gen-model.py --out "$out.tmp" --type "$type" $shape --seed 1 >&2
         mv "$out.tmp" "$out"
     fi
     echo "$out"
