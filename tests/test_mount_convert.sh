@@ -4,7 +4,8 @@
 # DIR/, with the sha256 of the GGUF the generator (= convert_hf_to_gguf.py) writes, the same bytes
 # through mmap, DIR.tensors/ and DIR.meta right; a lone safetensors appears as NAME.gguf; an
 # unknown architecture mounts with its own tensor names; a checkpoint with a missing shard is
-# passed through with one log line; llama.cpp reads the mounted files when it is built.
+# passed through with one log line; llama.cpp and modelfs-run generate the same text from the
+# mounted files as from the GGUFs.
 source "$(dirname "$0")/lib/mount.sh"
 LLAMA_BIN="${MFS_LLAMA_BIN:-$ROOT/../llama.cpp/build/bin}"
 
@@ -52,6 +53,17 @@ if [ -x "$LLAMA_BIN/llama-simple" ]; then
         cmp -s "$T/$m.want" "$T/$m.got" || fail "$m: llama.cpp output differs through the mount"
     done
     ok "llama.cpp generates the same text from the mounted snapshots"
+fi
+if [ -x "$MFS_BIN/modelfs-run" ]; then
+    for m in llama qwen; do
+        timeout 120 "$MFS_BIN/modelfs-run" -m "$T/orig/$m.gguf" -p "Once upon a time" -n 12 --temp 0 -t 1 \
+            2>/dev/null >"$T/$m.run-want" || fail "modelfs-run on $m.gguf"
+        timeout 120 "$MFS_BIN/modelfs-run" -m "$M/$m.gguf" -p "Once upon a time" -n 12 --temp 0 -t 1 \
+            2>/dev/null >"$T/$m.run-got" || fail "modelfs-run on the mounted $m.gguf"
+        cmp -s "$T/$m.run-want" "$T/$m.run-got" || fail "$m: modelfs-run output differs through the mount"
+        [ -s "$T/$m.run-got" ] || fail "$m: modelfs-run wrote nothing"
+    done
+    ok "modelfs-run generates the same tokens from the mounted snapshots"
 fi
 umount_fs "$M" "$DAEMON_PID"
 ok "unmounted cleanly"
