@@ -249,6 +249,14 @@ static uint8_t *buffer_for(mfs_engine *e, size_t size, bool optional)
             return data;
         if (e->bytes + size <= e->budget)
             break;
+        /* Pooled buffers of other sizes (a stream's short last chunk, another stream's chunks)
+         * make room by unmapping just enough of them: evicting on while they pile up in the pool
+         * would empty the whole cache and pool for one odd-sized chunk. */
+        if (e->pool_bytes >= size) {
+            pool_trim(e, e->pool_bytes - size);
+            if (e->bytes + size <= e->budget)
+                break;
+        }
         while (x && x->pins)
             x = x->lru_prev;
         if (!x)
