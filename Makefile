@@ -146,7 +146,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(LIB)
 bench: all $(BENCH_BIN)
 	MFS_BIN=$(BIN) MFS_BUILD=$(BUILD) scripts/bench-all
 
-demo: all
+# The demo builds in parallel (a fresh clone builds in about half the time) and never trains:
+# the model is examples/kjv-demo.mfz (scripts/train-demo.py made it; docs/demo-model.md).
+demo:
+	$(MAKE) -j$$(nproc) all
 	MFS_BIN=$(BIN) scripts/demo.sh
 
 # libFuzzer targets need clang; each is built from the sources, not the libraries, so the
@@ -164,11 +167,20 @@ $(BUILD)/fuzz-replay/%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TEST_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(MFS_CPPFLAGS) -Iloader $(MFS_CFLAGS) -o $@ $< tests/fuzz/replay.c $(TEST_LIBS) $(MFS_LDFLAGS) $(LOADER_LIBS)
 
+# Man pages are generated from --help and --version; NAME lines are given here (a tool without one
+# gets the second line of its --help).
 MANPAGES := $(patsubst $(BIN)/%,$(BUILD)/man/%.1,$(TOOLS))
+MAN_NAME_modelfs := mount a directory of models read-only, each shown as a GGUF file to mmap
+MAN_NAME_modelfs-pack := compress a model file so that modelfs can serve it with random access
+MAN_NAME_modelfs-inspect := print what modelfs sees in a model file, without mounting
+MAN_NAME_modelfs-run := generate text with a Llama-family GGUF model by mapping it
+MAN_NAME_modelfs-quantize := requantize the matrices of a llama-family GGUF
 $(BUILD)/man/%.1: $(BIN)/%
 	@mkdir -p $(dir $@)
-	help2man --no-info --no-discard-stderr --name="$$($< --help 2>&1 | sed -n 2p)" -o $@ ./$<
+	help2man --no-info --no-discard-stderr --name="$(or $(MAN_NAME_$*),$$($< --help 2>&1 | sed -n 2p))" -o $@ ./$<
 
+# sbin/mount.modelfs: mount(8)'s helper for fstab entries of type "modelfs" (mount(8) looks in
+# /sbin, so it is found with PREFIX=/usr; type "fuse.modelfs" needs only modelfs in the PATH).
 install: all $(MANPAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/lib \
 	    $(DESTDIR)$(PREFIX)/include/modelfs
@@ -176,10 +188,11 @@ install: all $(MANPAGES)
 	install -m 644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/modelfs/
-	if [ -e $(BIN)/modelfs ]; then ln -sf modelfs $(DESTDIR)$(PREFIX)/bin/mount.modelfs; fi
+	if [ -e $(BIN)/modelfs ]; then install -d $(DESTDIR)$(PREFIX)/sbin && \
+	    ln -sf ../bin/modelfs $(DESTDIR)$(PREFIX)/sbin/mount.modelfs; fi
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)) mount.modelfs)
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS))) $(DESTDIR)$(PREFIX)/sbin/mount.modelfs
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(MANPAGES)))
 	rm -f $(DESTDIR)$(PREFIX)/lib/libmodelfs.a
 	rm -rf $(DESTDIR)$(PREFIX)/include/modelfs

@@ -4,7 +4,8 @@
  *
  * Standard FUSE daemon: daemonizes unless -f, logs to stderr in the foreground and to syslog
  * otherwise, unmounts on SIGTERM/SIGINT/SIGHUP and on `fusermount3 -u`. Usable from /etc/fstab as
- * type fuse.modelfs (mount.fuse3 runs `modelfs SOURCE MOUNTPOINT -o OPTS`).
+ * type fuse.modelfs (mount.fuse3 runs `modelfs SOURCE MOUNTPOINT -o OPTS`), or as type modelfs
+ * through a `mount.modelfs` link in /sbin (then mount(8)'s helper flags are understood, below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@
 #include "opts.h"
 
 static const char g_usage[] =
-    "usage: modelfs [-f] [-d] [-s] [-o OPT[,OPT]] SOURCE MOUNTPOINT\n"
+    "Usage: modelfs [-f] [-d] [-s] [-o OPT[,OPT]] SOURCE MOUNTPOINT\n"
     "mount a directory of models read-only, each shown as a GGUF file to mmap\n"
     "\n"
     "  -f                 stay in the foreground, log to stderr\n"
@@ -208,8 +209,42 @@ static bool path_inside(const char *path, const char *dir)
     return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
 }
 
+/* Run as mount(8)'s helper (named mount.modelfs or mount.fuse.modelfs), argv is
+ * `SOURCE MOUNTPOINT [-sfnv] [-o OPTS] [-t TYPE]`: -s (sloppy), -n (no mtab), -v (verbose) and
+ * -t are dropped; -f (fake: do everything but mount) returns false, and the helper exits 0.
+ * Our own -f and -s mean something else, so only the helper names get this treatment. */
+static bool helper_args(int *argc, char **argv)
+{
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (strncmp(base, "mount.", 6) != 0)
+        return true;
+    int n = 1;
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (a[0] == '-' && a[1] != '-' && a[1] != 'o' && a[1] != 't' && a[1] != '\0' &&
+            strspn(a + 1, "sfnv") == strlen(a + 1)) {
+            if (strchr(a, 'f'))
+                return false;
+            continue;
+        }
+        if (!strcmp(a, "-t") && i + 1 < *argc) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "-t", 2) && a[2])
+            continue;
+        argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    *argc = n;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
+    if (!helper_args(&argc, argv))
+        return 0;
     struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
     struct cmdline cl = {0};
     fs_opts_init(&cl.o);
@@ -236,6 +271,7 @@ int main(int argc, char **argv)
     }
     if (cl.version) {
         printf("modelfs %s\n", MFS_VERSION);
+        fflush(stdout); /* before libfuse runs fusermount3 --version, which writes to our stdout */
         fuse_lowlevel_version();
         status = 0;
         goto out;

@@ -5,14 +5,18 @@ set -eu
 
 # build: libraries and tools
 pkgs="pkg-config gcc make libfuse3-dev fuse3 libzstd-dev zstd libxxhash-dev libjson-c-dev libcmocka-dev"
-# tests: the model generator and the numpy reference, compressors to compare with, a FUSE mount helper
-pkgs="$pkgs python3 python3-numpy attr util-linux"
+# tests and the demo: the model generator and the numpy reference, compressors to compare with, a FUSE
+# mount helper, getfattr (attr), hexdump (bsdextrautils)
+pkgs="$pkgs python3 python3-numpy attr util-linux bsdextrautils"
 # benchmarks and fuzzing (clang's libFuzzer), man pages, plots
 pkgs="$pkgs squashfuse squashfs-tools clang libclang-rt-dev help2man gnuplot-nox"
 
 missing=""
+# one dpkg-query for all (it still prints the installed ones when some are unknown)
+# shellcheck disable=SC2086
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null | awk '/ install ok installed$/ { print $1 }')
 for p in $pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    printf '%s\n' "$installed" | grep -qx "$p" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 

@@ -16,7 +16,7 @@ mfs=$MFS_BIN/modelfs
 # --- help, version, usage errors
 out=$("$mfs" --help) || fail "--help exit $?"
 # (here-strings, not pipes into grep -q: with pipefail an early exit of grep fails the pipe)
-grep -q "usage: modelfs" <<<"$out" || fail "--help: no usage line"
+grep -q "^Usage: modelfs" <<<"$out" || fail "--help: no usage line"
 for o in align= cache= threads= readahead= allow_other max_threads; do
     grep -q -- "$o" <<<"$out" || fail "--help does not mention $o"
 done
@@ -118,6 +118,18 @@ wait_until 5 eval '[ "$(bdi_ra "$M")" = 4096 ]' || fail "default readahead: read
 [ "$(sha "$M/a.gguf")" = "$A" ] || fail "mount -t fuse: a.gguf"
 timeout 10 umount "$M" || fail "umount"
 ok "mount -t fuse 'modelfs#SOURCE': default readahead 4M, allow_other off"
+
+# mount.modelfs, as make install links it into sbin: mount(8) runs it for fstab type "modelfs"
+# as `mount.modelfs SOURCE MOUNTPOINT [-sfnv] -o OPTS [-t TYPE]`
+ln -s "$mfs" "$T/mount.modelfs"
+timeout 20 "$T/mount.modelfs" "$S" "$M" -n -v -s -o rw,dev,suid,nofail -t modelfs || fail "mount.modelfs: exit $?"
+MOUNTS+=("$M")
+wait_until 10 mountpoint -q "$M" || fail "mount.modelfs: not mounted"
+[ "$(sha "$M/a.gguf")" = "$A" ] || fail "mount.modelfs: a.gguf"
+timeout 10 umount "$M" || fail "umount"
+timeout 10 "$T/mount.modelfs" "$S" "$M" -f -o ro || fail "mount.modelfs -f (fake): exit $?"
+mountpoint -q "$M" && fail "mount.modelfs -f (fake) mounted"
+ok "mount.modelfs: mount(8)'s helper flags -n -v -s -t accepted, -f (fake) mounts nothing"
 
 # --- the mountpoint inside the source: hidden there, no recursion
 mkdir -p "$S/mnt"
