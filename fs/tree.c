@@ -712,11 +712,13 @@ int fs_tree_find_tensor(const struct fs_entry *e, const char *fname, uint64_t *i
         return -ENOMEM;
     size_t len;
     int rc = -ENOENT;
+    char canon[256];
     if (mfs_model_tensor_unescape(fname, name, flen + 1, &len) && len <= flen) {
         name[len] = '\0';
         const mfs_gguf *g = mfs_model_gguf(e->model);
         int64_t i = memchr(name, '\0', len) ? -1 : mfs_gguf_find_tensor(g, name);
-        if (i >= 0) {
+        /* only the listed (escaped) spelling: "line\nbreak" or "%2e" must not be a second name */
+        if (i >= 0 && mfs_model_tensor_filename(name, len, canon, sizeof canon) && !strcmp(canon, fname)) {
             *idx = (uint64_t)i;
             rc = 0;
         }
