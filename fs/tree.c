@@ -4,12 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "names.h"
@@ -44,6 +42,7 @@ struct fs_tree {
     struct fs_tree_config cfg;
     char *root;
     int rootfd;
+    struct mfs_root confine; /* {rootfd, root}: models are opened confined to the source */
     struct fs_entry *root_e;
     atomic_uint_fast64_t next_ino;
     bool hide;
@@ -216,12 +215,7 @@ static const struct fs_memo *old_memo(const struct fs_listing *l, const char *na
 /* Open `relpath` under the root without following any symlink and without leaving the root. */
 static int open_beneath(const struct fs_tree *t, const char *relpath, int flags)
 {
-    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int fd = (int)syscall(SYS_openat2, t->rootfd, relpath, &how, sizeof how);
-    if (fd < 0 && errno == ENOSYS)
-        fd = openat(t->rootfd, relpath, flags | O_CLOEXEC | O_NOFOLLOW);
-    return fd < 0 ? -errno : fd;
+    return mfs_open_beneath(t->rootfd, relpath, flags);
 }
 
 /* A model candidate that opened, as an entry; NULL (and logged once) if it did not. */
@@ -776,6 +770,8 @@ int fs_tree_create(const struct fs_tree_config *cfg, struct fs_tree **out, mfs_e
         mfs_err_set(err, "%s: %s", cfg->root, strerror(errno));
         goto fail;
     }
+    t->confine = (struct mfs_root){.fd = t->rootfd, .path = t->root};
+    t->cfg.model.root = &t->confine;
     rc = -ENOMEM;
     if (!(t->root_e = entry_new(t, NULL, "", &st, FS_DIR)))
         goto fail;

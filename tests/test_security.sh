@@ -113,3 +113,95 @@ for l in log.split(b"\n"):
     assert not l or l.startswith(b"modelfs: "), "a log line not from modelfs: %r" % l[:80]
 PYEOF
 ok "daemon log: every line a modelfs line, no control characters"
+
+# --- symlinks: shown as links with their targets, never followed by the daemon
+for l in rel-out.gguf abs-out.gguf dir-out passwd sub/m.gguf; do
+    [ -L "$M/$l" ] || fail "$l is not shown as a symlink"
+    [ "$(readlink "$M/$l")" = "$(readlink "$S/$l")" ] || fail "$l: target differs"
+done
+for v in rel-out.tensors rel-out.meta abs-out.tensors sub/m.tensors sub/m.meta; do
+    [ -e "$M/$v" ] && fail "$v shown for a symlink"
+done
+# relative targets point nowhere from the mount (another depth): the daemon did not follow them
+[ -e "$M/rel-out.gguf" ] && fail "rel-out.gguf resolves in the mount"
+[ -e "$M/sub/m.gguf" ] && fail "sub/m.gguf resolves in the mount"
+ok "symlinks out of the source: shown as links with the same targets, no views, not followed"
+
+# --- a file or a directory swapped for a symlink out of the tree while the daemon looks at it
+timeout 120 $PY "$ROOT/tests/lib/symlink_race.py" "$S" "$M" "$O" "$T/good.gguf" "${MFS_RACE_SECONDS:-10}" >"$T/race.out" ||
+    { cat "$T/race.out"; fail "the daemon served bytes from outside the source"; }
+secret_size=$(stat -c %s "$O/secret.gguf")
+grep -q "race.gguf: GGUF v3, .* $secret_size bytes" "$T/daemon.log" && fail "the daemon opened the outside model"
+grep -q "racedir/m.gguf: GGUF v3, .* $secret_size bytes" "$T/daemon.log" && fail "the daemon opened the outside model"
+refused=$(grep -c "a symlink on the way (not followed)" "$T/daemon.log" || true)
+alive "$DAEMON_PID" || fail "daemon died"
+ok "swap race: $(tail -1 "$T/race.out"); the daemon refused $refused symlinks that appeared between its lstat and its open"
+
+# --- read-only: every kind of write fails with EROFS, the source is untouched
+before=$(cd "$S" && ls -la --time-style=full-iso | md5sum)
+$PY - "$M" <<'PYEOF' || fail "writes"
+import errno, os, sys
+m = sys.argv[1]
+f = os.path.join(m, "names.gguf")
+t = os.path.join(m, "names.tensors", "a%2Fb")
+tries = {
+    "open O_WRONLY": lambda: os.open(f, os.O_WRONLY),
+    "open O_RDWR": lambda: os.open(t, os.O_RDWR),
+    "open O_TRUNC": lambda: os.open(f, os.O_RDONLY | os.O_TRUNC),
+    "create": lambda: os.open(os.path.join(m, "new"), os.O_WRONLY | os.O_CREAT, 0o644),
+    "mkdir": lambda: os.mkdir(os.path.join(m, "d")),
+    "unlink": lambda: os.unlink(f),
+    "rmdir": lambda: os.rmdir(os.path.join(m, "sub")),
+    "rename": lambda: os.rename(f, os.path.join(m, "x.gguf")),
+    "symlink": lambda: os.symlink("/etc/passwd", os.path.join(m, "l")),
+    "link": lambda: os.link(f, os.path.join(m, "h")),
+    "chmod": lambda: os.chmod(f, 0o777),
+    "chown": lambda: os.chown(f, 1, 1),
+    "utime": lambda: os.utime(f, (0, 0)),
+    "truncate": lambda: os.truncate(t, 0),
+    "setxattr": lambda: os.setxattr(t, "user.ggml.type", b"F16"),
+    "removexattr": lambda: os.removexattr(t, "user.ggml.type"),
+    "mknod": lambda: os.mkfifo(os.path.join(m, "fifo")),
+}
+bad = 0
+for what, fn in tries.items():
+    try:
+        fn()
+        print("%s succeeded" % what)
+        bad += 1
+    except OSError as e:
+        if e.errno != errno.EROFS:
+            print("%s: %s, want EROFS" % (what, e.strerror))
+            bad += 1
+sys.exit(1 if bad else 0)
+PYEOF
+[ "$(cd "$S" && ls -la --time-style=full-iso | md5sum)" = "$before" ] || fail "the source changed"
+opts=$(awk -v m="$M" '$5 == m { print $6 }' /proc/self/mountinfo)
+case ",$opts," in *,ro,*) ;; *) fail "mount options '$opts' lack ro" ;; esac
+case ",$opts," in *,nosuid,*) ;; *) fail "mount options '$opts' lack nosuid" ;; esac
+case ",$opts," in *,nodev,*) ;; *) fail "mount options '$opts' lack nodev" ;; esac
+ok "read-only: 17 kinds of write fail with EROFS; mounted $opts"
+
+# --- allow_other: off unless asked for; when asked, with default_permissions
+chmod 755 "$T" "$T/m1" "$T/m1/m2" "$S"
+cp "$T/good.gguf" "$S/private.gguf"
+chmod 600 "$S/private.gguf"
+sopts=$(awk -v m="$M" '$5 == m { print $NF }' /proc/self/mountinfo)
+case ",$sopts," in *,allow_other,*) fail "allow_other without being asked: $sopts" ;; esac
+as_nobody() { timeout 20 setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+as_nobody cat "$M/names.gguf" >/dev/null 2>&1 && fail "another user reads the mount without allow_other"
+ok "without allow_other: another user is refused ($sopts)"
+umount_fs "$M" "$DAEMON_PID"
+
+mount_fs "$S" "$M" -o allow_other
+sopts=$(awk -v m="$M" '$5 == m { print $NF }' /proc/self/mountinfo)
+case ",$sopts," in *,allow_other,*) ;; *) fail "allow_other asked for, not in '$sopts'" ;; esac
+case ",$sopts," in *,default_permissions,*) ;; *) fail "allow_other without default_permissions: '$sopts'" ;; esac
+as_nobody cmp -s "$M/names.gguf" "$S/names.gguf" || fail "another user cannot read a 0644 model with allow_other"
+wait_until 10 test -e "$M/private.gguf" || fail "private.gguf not shown"
+as_nobody cat "$M/private.gguf" >/dev/null 2>&1 && fail "another user reads a 0600 model"
+as_nobody cat "$M/private.meta" >/dev/null 2>&1 && fail "another user reads a 0600 model's meta"
+as_nobody ls "$M/private.tensors" >/dev/null 2>&1 && fail "another user lists a 0600 model's tensors"
+cmp -s "$M/private.gguf" "$T/good.gguf" || fail "root cannot read private.gguf"
+ok "allow_other: with default_permissions ($sopts); another user reads 0644 models, not a 0600 one nor its views"
+umount_fs "$M" "$DAEMON_PID"
