@@ -1,5 +1,9 @@
 /* mfs_pack: write model files for modelfs.
  *
+ * MFS_PACK_CONTAINER writes modelfs's tensor-aware container (`.mfz`, docs/COMPRESSION.md): each
+ * tensor of a GGUF or safetensors input cut into chunks coded for its type (byte planes for floats,
+ * field planes for quantized blocks), with a checksum per chunk and an index for random access.
+ *
  * MFS_PACK_ZST writes the zstd seekable format (see loader/zstd_src.c for the layout): the input
  * cut into frames of `chunk` bytes, each an independent zstd frame with its content size, then a
  * seek table with the low 32 bits of each frame's XXH64. Stock `zstd -d` restores the input
@@ -21,6 +25,9 @@
  * frame, random reads decode little more than they need, and frames are big enough for the
  * decoder to run at full speed. */
 #define MFS_PACK_DEFAULT_CHUNK (4u << 20)
+/* Container chunks: random reads decode little, a chunk and its planes stay in L2 while it is
+ * decoded, and the ratio is within 0.1% of bigger chunks (docs/COMPRESSION.md). */
+#define MFS_PACK_DEFAULT_CONTAINER_CHUNK (256u << 10)
 #define MFS_PACK_DEFAULT_LEVEL 3
 #define MFS_PACK_MAX_CHUNK (64u << 20)
 
@@ -32,7 +39,8 @@ enum mfs_pack_format {
 struct mfs_pack_opts {
     enum mfs_pack_format format;
     int level;        /* zstd level; 0 = MFS_PACK_DEFAULT_LEVEL */
-    uint32_t chunk;   /* bytes per frame; 0 = MFS_PACK_DEFAULT_CHUNK; at most MFS_PACK_MAX_CHUNK */
+    uint32_t chunk;   /* bytes per frame (zst) or tensor chunk (container); 0 = the format's default
+                       * (MFS_PACK_DEFAULT_CHUNK, MFS_PACK_DEFAULT_CONTAINER_CHUNK); at most MFS_PACK_MAX_CHUNK */
     unsigned threads; /* 0 = online CPUs */
     bool force;       /* replace an existing OUT */
     /* Called from the writing thread after each frame (may be NULL). */
@@ -43,6 +51,10 @@ struct mfs_pack_opts {
 struct mfs_pack_result {
     uint64_t in_bytes, out_bytes, frames;
 };
+
+/* The format modelfs-pack writes without --format: zst for an OUT ending in ".zst" and for inputs
+ * that are neither GGUF nor safetensors (or cannot be read), else the container. */
+enum mfs_pack_format mfs_pack_default_format(const char *in, const char *out);
 
 /* Pack `in` (a plain file) into `out`. 0, or a negative errno with `err` naming the file. */
 int mfs_pack_file(const char *in, const char *out, const struct mfs_pack_opts *opts, struct mfs_pack_result *res,

@@ -41,6 +41,9 @@ struct mfs_frame_info {
     uint64_t off;         /* where its decoded bytes start */
     uint64_t size;        /* decoded bytes */
     bool has_checksum;
+    const char *codec;    /* how it is coded ("bf16-planes", ...); NULL: a plain zstd frame */
+    bool in_tensor;       /* it holds bytes of one tensor only (the container's chunks): */
+    uint32_t tensor;      /*   that tensor's index in the source file's tensor table */
 };
 
 struct mfs_source_info {

@@ -18,11 +18,14 @@ static const char usage_text[] =
     "Compress a model file so that modelfs can serve it with random access.\n"
     "\n"
     "  -l, --level N       zstd level (default 3)\n"
-    "      --chunk SIZE    bytes per frame, e.g. 4M (default 4M, at most 64M)\n"
+    "      --chunk SIZE    bytes per frame (zst, default 4M) or per tensor chunk\n"
+    "                      (container, default 256K), from 4K to 64M\n"
     "  -T, --threads N     compression threads (default: online CPUs)\n"
     "      --format F      zst: zstd seekable format, restorable by `zstd -d`;\n"
-    "                      container: modelfs's tensor-aware container\n"
-    "                      (an OUT ending in .zst is always zst; the default is zst)\n"
+    "                      container: modelfs's tensor-aware container (NAME.mfz),\n"
+    "                      smaller and faster to decode for GGUF and safetensors\n"
+    "                      (default: container for GGUF and safetensors inputs,\n"
+    "                      zst for other files; an OUT ending in .zst is always zst)\n"
     "  -f, --force         overwrite OUT\n"
     "      --verify        decode OUT and compare it with IN\n"
     "  -q, --quiet         no progress line\n"
@@ -154,7 +157,12 @@ int main(int argc, char **argv)
         if (format_given && opts.format != MFS_PACK_ZST)
             usage_error("an OUT ending in .zst is always the zstd seekable format");
         opts.format = MFS_PACK_ZST;
+    } else if (!format_given) {
+        opts.format = mfs_pack_default_format(in, out);
     }
+    if (opts.format == MFS_PACK_CONTAINER && !quiet && !(ol > 4 && strcmp(out + ol - 4, ".mfz") == 0))
+        fprintf(stderr, "modelfs-pack: note: %s does not end in .mfz; the mount presents containers named "
+                        "NAME.mfz or NAME.gguf.mfz\n", out);
     struct progress prog = {.start = mfs_now()};
     if (!quiet && isatty(STDERR_FILENO)) {
         opts.progress = show_progress;

@@ -3,9 +3,12 @@
  *   [source]       file, format, compression, sizes, alignment, data offset, notes
  *   [metadata]     one `key = value` line per GGUF key, in file order
  *   [tensors] N    one line per tensor: name, type, shape (ggml order), offset in the file, size
+ *   [codecs] N     (the tensor-aware container) per tensor that has bytes: codecs, chunks, stored
+ *                  size, ratio; a row for the header and padding; then the totals per codec
  *   [frames] N     (modelfs-inspect --frames) stored and decoded ranges of each compressed frame
  */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mfs_util.h"
@@ -123,7 +126,7 @@ static void put_source(mfs_model *m, FILE *f)
         const struct mfs_source_info *info = mfs_source_info(src);
         if (info->n_frames) {
             fprintf(f, "compression = %s, %" PRIu64 " frames%s\n", mfs_source_kind_name(info->kind), info->n_frames,
-                    info->checksums ? ", XXH64 checksums" : "");
+                    !info->checksums ? "" : info->kind == MFS_SRC_CONTAINER ? ", XXH3-64 checksums" : ", XXH64 checksums");
             fprintf(f, "stored size = %" PRIu64 " (%s)\n", info->stored_size, mfs_format_size(info->stored_size, a, sizeof a));
             fprintf(f, "decoded size = %" PRIu64 " (%s)\n", info->size, mfs_format_size(info->size, b, sizeof b));
             fprintf(f, "ratio = %.4f\n", info->size ? (double)info->stored_size / (double)info->size : 0.0);
@@ -138,6 +141,73 @@ static void put_source(mfs_model *m, FILE *f)
     size_t n = mfs_model_notes(m, &notes);
     for (size_t i = 0; i < n; i++)
         fprintf(f, "note = %s\n", notes[i]);
+}
+
+#define MAX_CODECS 16
+
+struct codec_sum {
+    uint64_t chunks, stored, size;
+    uint32_t codecs; /* bit k: names[k] used */
+};
+
+/* Per-tensor codecs of a container: its chunks never cross a tensor boundary and name the tensor
+ * (its index in the source's tensor table: the presented one when the model is the source GGUF). */
+static void put_codecs(mfs_model *m, mfs_source *src, FILE *f)
+{
+    const struct mfs_source_info *info = mfs_source_info(src);
+    const mfs_gguf *g = mfs_model_gguf(m);
+    bool named = strncmp(mfs_model_format(m), "GGUF", 4) == 0;
+    /* tensor indices come from the file: only those of the presented header get a row */
+    uint64_t nt = mfs_gguf_n_tensors(g);
+    struct codec_sum *t = calloc(nt + 1, sizeof *t), by[MAX_CODECS] = {{0}};
+    const char *names[MAX_CODECS];
+    unsigned n_names = 0;
+    if (!t)
+        return;
+    for (uint64_t i = 0; i < info->n_frames; i++) {
+        struct mfs_frame_info fi;
+        if (mfs_source_frame(src, i, &fi))
+            break;
+        const char *codec = fi.codec ? fi.codec : "zstd";
+        unsigned k = 0;
+        while (k < n_names && strcmp(names[k], codec) != 0)
+            k++;
+        if (k == n_names && n_names < MAX_CODECS)
+            names[n_names++] = codec;
+        if (k == MAX_CODECS)
+            continue;
+        struct codec_sum *x = &t[fi.in_tensor && fi.tensor < nt ? fi.tensor : nt]; /* nt: the rest */
+        x->chunks++, x->stored += fi.stored_size, x->size += fi.size, x->codecs |= 1u << k;
+        by[k].chunks++, by[k].stored += fi.stored_size, by[k].size += fi.size;
+    }
+    uint64_t rows = 0;
+    for (uint64_t i = 0; i < nt; i++)
+        rows += t[i].chunks > 0;
+    fprintf(f, "\n[codecs] %" PRIu64 "\n%-32s  %-24s  %7s  %12s  %12s  %6s\n", rows, "tensor", "codecs", "chunks",
+            "stored", "size", "ratio");
+    for (uint64_t i = 0; i <= nt; i++) {
+        const struct codec_sum *x = &t[i];
+        char label[64], list[128] = "";
+        if (!x->chunks)
+            continue;
+        if (i == nt)
+            snprintf(label, sizeof label, "(header, padding)");
+        else if (named)
+            snprintf(label, sizeof label, "%s", mfs_gguf_tensor(g, i)->name.p);
+        else
+            snprintf(label, sizeof label, "#%" PRIu64, i);
+        for (unsigned k = 0; k < n_names; k++)
+            if (x->codecs & (1u << k)) {
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof list - l, "%s%s", l ? "+" : "", names[k]);
+            }
+        fprintf(f, "%-32s  %-24s  %7" PRIu64 "  %12" PRIu64 "  %12" PRIu64 "  %6.3f\n", label, list, x->chunks, x->stored,
+                x->size, x->size ? (double)x->stored / (double)x->size : 0.0);
+    }
+    for (unsigned k = 0; k < n_names; k++)
+        fprintf(f, "codec %s = %" PRIu64 " chunks, %" PRIu64 " -> %" PRIu64 " bytes (%.3f)\n", names[k], by[k].chunks,
+                by[k].size, by[k].stored, by[k].size ? (double)by[k].stored / (double)by[k].size : 0.0);
+    free(t);
 }
 
 void mfs_meta_write(mfs_model *m, FILE *f, bool frames)
@@ -172,6 +242,8 @@ void mfs_meta_write(mfs_model *m, FILE *f, bool frames)
                 mfs_model_data_offset(m) + t->offset, t->size);
     }
     mfs_source *src = mfs_model_main_source(m);
+    if (src && mfs_source_info(src)->kind == MFS_SRC_CONTAINER)
+        put_codecs(m, src, f);
     if (!frames || !src || mfs_source_info(src)->n_frames == 0)
         return;
     const struct mfs_source_info *info = mfs_source_info(src);

@@ -267,6 +267,24 @@ static int pack_zst(int in_fd, const char *in_path, uint64_t in_size, struct mfs
     return rc;
 }
 
+enum mfs_pack_format mfs_pack_default_format(const char *in, const char *out)
+{
+    size_t ol = strlen(out);
+    if (ol >= 4 && strcmp(out + ol - 4, ".zst") == 0)
+        return MFS_PACK_ZST;
+    int fd = open(in, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    uint8_t head[16];
+    ssize_t n = -1;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        n = pread(fd, head, sizeof head, 0);
+    if (fd >= 0)
+        close(fd);
+    if (n > 0 && mfs_pack_input_kind(head, (size_t)n, (uint64_t)st.st_size) != 0)
+        return MFS_PACK_CONTAINER;
+    return MFS_PACK_ZST;
+}
+
 int mfs_pack_file(const char *in, const char *out, const struct mfs_pack_opts *opts, struct mfs_pack_result *res,
                   mfs_err *err)
 {

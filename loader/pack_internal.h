@@ -22,7 +22,11 @@ int mfs_out_commit(struct mfs_out *o, mfs_err *err);
 /* Close and delete the temporary file. */
 void mfs_out_abort(struct mfs_out *o);
 
-/* The tensor-aware container (loader/container.c). */
+/* What an input file is, from its first bytes (at least 9 for safetensors): MFZ_INPUT_GGUF,
+ * MFZ_INPUT_SAFETENSORS, or 0 (MFZ_INPUT_OTHER) for anything else (loader/container.h). */
+int mfs_pack_input_kind(const uint8_t *head, size_t len, uint64_t file_size);
+
+/* The tensor-aware container (loader/container_pack.c). */
 int mfs_pack_container(int in_fd, const char *in_path, uint64_t in_size, struct mfs_out *out,
                        const struct mfs_pack_opts *opts, struct mfs_pack_result *res, mfs_err *err);
 
