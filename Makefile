@@ -130,6 +130,10 @@ HELPER_BIN := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard t
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(MFS_CPPFLAGS) $(MFS_CFLAGS) -o $@ $< $(MFS_LDFLAGS)
+# errfs: a FUSE passthrough that fails operations on demand (the source on a failing disk).
+$(BUILD)/tests/helpers/errfs: tests/helpers/errfs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(MFS_CPPFLAGS) $(FUSE_CFLAGS) $(MFS_CFLAGS) -o $@ $< $(MFS_LDFLAGS) $(FUSE_LIBS)
 
 unit-test: $(UNIT_BIN) $(REPLAY_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh --unit
