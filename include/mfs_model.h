@@ -41,7 +41,7 @@ struct mfs_model_opts {
 };
 
 /* The name the mount presents a source entry under if it may be a model ("m.gguf.zst" ->
- * "m.gguf", "m.safetensors" -> "m.gguf", a directory with config.json and *.safetensors -> "DIR.gguf").
+ * "m.gguf", "m.safetensors" -> "m.gguf", a directory with config.json and *.safetensors[.zst] -> "DIR.gguf").
  * `path` is the entry's full path (directories are looked into), `name` its last component.
  * Returns false for an entry that is not a model candidate (passed through unchanged). Whether it
  * really is a model is only known by opening it. */

@@ -31,6 +31,8 @@ struct entry {
     enum entry_state state;
     int err;
     unsigned pins;
+    uint64_t served; /* bytes copied out since it became READY */
+    bool spent;      /* read through by a sequential reader: first to be recycled */
 };
 
 struct pooled {
@@ -225,6 +227,17 @@ static void lru_push(mfs_engine *e, struct entry *x)
         e->lru_tail = x;
 }
 
+static void lru_push_tail(mfs_engine *e, struct entry *x)
+{
+    x->lru_next = NULL;
+    x->lru_prev = e->lru_tail;
+    if (e->lru_tail)
+        e->lru_tail->lru_next = x;
+    e->lru_tail = x;
+    if (!e->lru_head)
+        e->lru_head = x;
+}
+
 /* Remove an entry that nobody uses any more; its buffer goes back. */
 static void entry_drop(mfs_engine *e, struct entry *x)
 {
@@ -247,8 +260,25 @@ static uint8_t *buffer_for(mfs_engine *e, size_t size, bool optional)
         uint8_t *data = pool_take(e, size);
         if (data)
             return data;
+        /* A chunk a sequential reader is done with goes before the cache grows: streaming a
+         * big model then cycles through a few buffers that stay in the CPU's caches, instead of
+         * faulting in (and cooling) the whole budget. */
+        if (e->lru_tail && e->lru_tail->spent && e->lru_tail->pins == 0) {
+            if (x == e->lru_tail)
+                x = x->lru_prev;
+            entry_drop(e, e->lru_tail);
+            continue;
+        }
         if (e->bytes + size <= e->budget)
             break;
+        /* Pooled buffers of other sizes (a stream's short last chunk, another stream's chunks)
+         * make room by unmapping just enough of them: evicting on while they pile up in the pool
+         * would empty the whole cache and pool for one odd-sized chunk. */
+        if (e->pool_bytes >= size) {
+            pool_trim(e, e->pool_bytes - size);
+            if (e->bytes + size <= e->budget)
+                break;
+        }
         while (x && x->pins)
             x = x->lru_prev;
         if (!x)
@@ -417,6 +447,7 @@ static ssize_t read_chunk(mfs_engine *e, mfs_chunked *c, uint64_t idx, uint8_t *
         if (x->state == READY) {
             lru_unlink(e, x);
             lru_push(e, x);
+            x->spent = false;
         }
     } else {
         e->st.misses++;
@@ -440,6 +471,12 @@ static ssize_t read_chunk(mfs_engine *e, mfs_chunked *c, uint64_t idx, uint8_t *
     pthread_mutex_unlock(&e->mu);
     memcpy(dst, x->data + from, to - from);
     pthread_mutex_lock(&e->mu);
+    x->served += to - from;
+    if (x->served >= x->size && c->run > 0 && x->state == READY && !x->spent) {
+        x->spent = true; /* the kernel's page cache has these bytes now */
+        lru_unlink(e, x);
+        lru_push_tail(e, x);
+    }
     unpin(e, x);
     pthread_mutex_unlock(&e->mu);
     return (ssize_t)(to - from);

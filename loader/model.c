@@ -518,7 +518,7 @@ bool mfs_model_presented_name(const char *path, const char *name, const struct s
 {
     char base[4096];
     if (S_ISDIR(st->st_mode)) {
-        /* A Hugging Face checkpoint: config.json and at least one *.safetensors. */
+        /* A Hugging Face checkpoint: config.json and at least one *.safetensors[.zst]. */
         char p[4096];
         if ((size_t)snprintf(p, sizeof p, "%s/config.json", path) >= sizeof p || access(p, R_OK) != 0)
             return false;
@@ -527,7 +527,7 @@ bool mfs_model_presented_name(const char *path, const char *name, const struct s
             return false;
         bool found = false;
         for (struct dirent *e; !found && (e = readdir(d));)
-            found = has_suffix(e->d_name, ".safetensors");
+            found = has_suffix(e->d_name, ".safetensors") || has_suffix(e->d_name, ".safetensors.zst");
         closedir(d);
         return found && (size_t)snprintf(out, cap, "%s.gguf", name) < cap;
     }

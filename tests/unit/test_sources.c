@@ -7,6 +7,7 @@
 #include <cmocka.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "mfs_engine.h"
@@ -225,9 +226,57 @@ static void test_prefetch(void **state)
     mfs_engine_destroy(e);
 }
 
+/* Chunks filled with their index, for the engine alone. */
+static int fill_chunk(void *ctx, uint64_t i, void *dst, size_t size)
+{
+    (void)ctx;
+    memset(dst, (int)i, size);
+    return 0;
+}
+
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+/* One stream read to its end (a short last chunk), then another: the second reuses the cache's
+ * buffers (no page faults) instead of the short chunk emptying the cache and its pool. */
+static void test_next_stream_reuses_buffers(void **state)
+{
+    (void)state;
+    mfs_engine *e;
+    assert_int_equal(mfs_engine_create(&(struct mfs_engine_config){.cache_bytes = 16 << 20, .threads = 2}, &e), 0);
+    uint64_t ends[2][24];
+    for (int i = 0; i < 24; i++)
+        ends[0][i] = ends[1][i] = (uint64_t)(i + 1) << 20;
+    ends[0][23] = ends[0][22] + (300 << 10);
+    static const struct mfs_chunk_ops ops = {.decode = fill_chunk};
+    mfs_chunked *c[2];
+    assert_int_equal(mfs_chunked_create(e, ends[0], 24, &ops, NULL, 0, "a", &c[0]), 0);
+    assert_int_equal(mfs_chunked_create(e, ends[1], 24, &ops, NULL, 0, "b", &c[1]), 0);
+    uint8_t *buf = malloc(1 << 20);
+    long faults = 0;
+    for (int s = 0; s < 2; s++) {
+        long f0 = minor_faults();
+        for (uint64_t off = 0; off < ends[s][23]; off += 1 << 20)
+            assert_true(mfs_chunked_read(c[s], buf, 1 << 20, off) > 0);
+        faults = minor_faults() - f0;
+    }
+    /* a fresh 1 MiB chunk is 256 faults; the short chunk may cost one, emptying the cache 7 */
+    if (faults > 768)
+        fail_msg("the second stream took %ld page faults: the cache's buffers were not reused", faults);
+    free(buf);
+    mfs_chunked_destroy(c[0]);
+    mfs_chunked_destroy(c[1]);
+    mfs_engine_destroy(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_stream_reuses_buffers),
         cmocka_unit_test(test_layouts),
         cmocka_unit_test(test_expected_errors),
         cmocka_unit_test(test_threads),
