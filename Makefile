@@ -138,8 +138,9 @@ $(BUILD)/tests/helpers/errfs: tests/helpers/errfs.c
 unit-test: $(UNIT_BIN) $(REPLAY_BIN)
 	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh --unit
 
+# TESTS="NAME..." runs only the tests whose names contain one of the NAMEs.
 test: all $(UNIT_BIN) $(REPLAY_BIN) $(HELPER_BIN)
-	MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh
+	MFS_SANITIZER=$(SANITIZER) MFS_BUILD=$(BUILD) MFS_BIN=$(BIN) tests/run.sh $(TESTS)
 
 # Benchmark helpers live in tests/bench/; they are built, never installed.
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(wildcard tests/bench/*.c))

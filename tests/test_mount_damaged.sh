@@ -52,9 +52,8 @@ for f in $formats; do
         { cat "$T/check.out"; fail "$f: damaged sources"; }
     alive "$DAEMON_PID" || fail "daemon died on damaged $f sources"
     good_ok "after the damaged $f sources"
-    hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
-    [ "$hwm" -le "$limit" ] || fail "$f: daemon peak RSS ${hwm} kB over cache=16M + ${MFS_RSS_SLACK_MB:-32} MiB"
-    ok "$f: $(cat "$T/check.out"), peak RSS ${hwm} kB"
+    rss_within "$limit" || fail "$f: daemon peak RSS ${HWM} kB over cache=16M + ${MFS_RSS_SLACK_MB:-32} MiB"
+    ok "$f: $(cat "$T/check.out"), peak RSS ${HWM} kB"
     umount_fs "$M" "$DAEMON_PID"
     total=$((total + 70))
 done

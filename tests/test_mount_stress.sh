@@ -39,10 +39,9 @@ for p in 1 2 3 4; do
     wait "${pids[p - 1]}" || { cat "$T/map.$p"; fail "mapping process $p mismatched, failed or hung"; }
 done
 alive "$DAEMON_PID" || fail "daemon died"
-hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
 budget=$((16 + 3 * 16 + 16)) # MiB: cache, 16 threads, the rest
-[ "$hwm" -le $((budget * 1024)) ] || fail "daemon peak RSS $((hwm / 1024)) MiB, over its budget of $budget MiB"
-ok "$(cat "$T/out"); 4 processes: $(awk -F, '{ split($2, w, " "); n += w[1] } END { print n }' "$T"/map.*) mapped reads; in ${secs}s; daemon: $(stat_of "$M" read_requests) read requests, $(stat_of "$M" cache_misses) cache misses, peak RSS $((hwm / 1024)) MiB (budget $budget)"
+rss_within $((budget * 1024)) || fail "daemon peak RSS $((HWM / 1024)) MiB, over its budget of $budget MiB"
+ok "$(cat "$T/out"); 4 processes: $(awk -F, '{ split($2, w, " "); n += w[1] } END { print n }' "$T"/map.*) mapped reads; in ${secs}s; daemon: $(stat_of "$M" read_requests) read requests, $(stat_of "$M" cache_misses) cache misses, peak RSS $((HWM / 1024)) MiB (budget $budget)"
 for m in plain multi single packed cont; do
     [ "$(sha "$M/$m.gguf")" = "$(sha "$T/orig/$m.gguf")" ] || fail "$m.gguf after the stress"
 done
