@@ -966,45 +966,47 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         handle_free(c, h);
 }
 
+enum { DIR_END, DIR_ENTRY, DIR_SKIP };
+
 /* Entry `i` of an open directory: ".", "..", then the listing. Name in `*name` (may point into
- * `scratch`, of `cap` bytes). false past the end. */
-static bool dir_entry(struct handle *h, uint64_t i, const char **name, char **scratch, size_t *cap,
-                      struct stat *st)
+ * `scratch`, of `cap` bytes). DIR_END past the end; DIR_SKIP for a tensor that has no file (its
+ * escaped name is over NAME_MAX): the tensors after it are still listed. */
+static int dir_entry(struct handle *h, uint64_t i, const char **name, char **scratch, size_t *cap, struct stat *st)
 {
     memset(st, 0, sizeof *st);
     if (i < 2) {
         *name = i ? ".." : ".";
         st->st_ino = i ? h->parent_ino : h->self_ino;
         st->st_mode = S_IFDIR;
-        return true;
+        return DIR_ENTRY;
     }
     i -= 2;
     if (h->kind != N_TENSORS) {
         if (i >= h->n_ents)
-            return false;
+            return DIR_END;
         *name = h->ents[i].name;
         st->st_ino = h->ents[i].ino;
         st->st_mode = h->ents[i].type;
-        return true;
+        return DIR_ENTRY;
     }
     const mfs_gguf *g = mfs_model_gguf(h->e->model);
     if (i >= mfs_gguf_n_tensors(g))
-        return false;
+        return DIR_END;
     const struct mfs_gguf_tensor *t = mfs_gguf_tensor(g, i);
     size_t need = 3 * t->name.len + 1;
     if (need > *cap) {
         char *s = realloc(*scratch, need);
         if (!s)
-            return false;
+            return DIR_END;
         *scratch = s;
         *cap = need;
     }
     if (!mfs_model_tensor_filename(t->name.p, t->name.len, *scratch, *cap))
-        return false;
+        return DIR_SKIP;
     *name = *scratch;
     st->st_ino = h->e->ino + FS_TENSOR_INO0 + i;
     st->st_mode = S_IFREG;
-    return true;
+    return DIR_ENTRY;
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
@@ -1021,7 +1023,12 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
     char *scratch = NULL;
     const char *name;
     struct stat st;
-    for (uint64_t i = (uint64_t)off; dir_entry(h, i, &name, &scratch, &cap, &st); i++) {
+    for (uint64_t i = (uint64_t)off;; i++) {
+        int r = dir_entry(h, i, &name, &scratch, &cap, &st);
+        if (r == DIR_END)
+            break;
+        if (r == DIR_SKIP)
+            continue;
         size_t need = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)(i + 1));
         if (need > size - pos)
             break;

@@ -4,12 +4,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/openat2.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "names.h"
@@ -30,6 +29,7 @@ struct fs_memo {
 
 struct fs_listing {
     struct stat dirst;         /* the directory when it was read */
+    int64_t retry_at;          /* the earliest retry_at of its entries (0: none) */
     struct fs_entry **entries; /* owned references */
     size_t n;
     struct fs_lname *names;    /* sorted by name */
@@ -44,6 +44,7 @@ struct fs_tree {
     struct fs_tree_config cfg;
     char *root;
     int rootfd;
+    struct mfs_root confine; /* {rootfd, root}: models are opened confined to the source */
     struct fs_entry *root_e;
     atomic_uint_fast64_t next_ino;
     bool hide;
@@ -153,11 +154,34 @@ bool fs_tree_model_changed(const struct fs_entry *e)
     return atomic_load(&e->stale) || (e->model && mfs_model_changed(e->model));
 }
 
-/* Has the source of `e` changed since it was listed? */
+/* A candidate whose open failed for a reason that can pass (a failing disk, no descriptors left)
+ * is opened again, at most every FS_RETRY_NS, even if its file did not change; a bad file is not. */
+#define FS_RETRY_NS 2000000000LL
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static bool passing_error(int r)
+{
+    return r == -EIO || r == -EINTR || r == -EAGAIN || r == -EMFILE || r == -ENFILE || r == -ETIMEDOUT;
+}
+
+static bool retry_due(const struct fs_entry *e)
+{
+    return e->retry_at && now_ns() >= e->retry_at;
+}
+
+/* Has the source of `e` changed since it was listed (or is a failed open due for a retry)? */
 static bool entry_changed(struct fs_tree *t, const struct fs_entry *e)
 {
     if (e->kind == FS_MODEL)
         return mfs_model_changed(e->model);
+    if (retry_due(e))
+        return true;
     struct stat st;
     if (fstatat(t->rootfd, e->relpath, &st, AT_SYMLINK_NOFOLLOW))
         return true;
@@ -216,19 +240,16 @@ static const struct fs_memo *old_memo(const struct fs_listing *l, const char *na
 /* Open `relpath` under the root without following any symlink and without leaving the root. */
 static int open_beneath(const struct fs_tree *t, const char *relpath, int flags)
 {
-    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
-                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
-    int fd = (int)syscall(SYS_openat2, t->rootfd, relpath, &how, sizeof how);
-    if (fd < 0 && errno == ENOSYS)
-        fd = openat(t->rootfd, relpath, flags | O_CLOEXEC | O_NOFOLLOW);
-    return fd < 0 ? -errno : fd;
+    return mfs_open_beneath(t->rootfd, relpath, flags);
 }
 
-/* A model candidate that opened, as an entry; NULL (and logged once) if it did not. */
+/* A model candidate that opened, as an entry; NULL (and logged unless `quiet`) if it did not, with
+ * the loader's error in *why. */
 static struct fs_entry *open_model(struct fs_tree *t, const struct fs_entry *dir, const char *name,
-                                   const struct stat *st, const char *pname, int *rc)
+                                   const struct stat *st, const char *pname, bool quiet, int *rc, int *why)
 {
     *rc = 0;
+    *why = 0;
     struct fs_entry *e = entry_new(t, dir, name, st, FS_MODEL);
     if (!e) {
         *rc = -ENOMEM;
@@ -237,11 +258,13 @@ static struct fs_entry *open_model(struct fs_tree *t, const struct fs_entry *dir
     mfs_err err = {{0}};
     int r = mfs_model_open(e->path, &t->cfg.model, &e->model, &err);
     if (r) {
+        *why = r;
         if (r == -ENOMEM) {
             *rc = r;
-        } else {
+        } else if (!quiet) {
             atomic_fetch_add(&t->st_failed, 1);
-            mfs_log(MFS_LOG_WARN, "%s; shown as it is", err.msg[0] ? err.msg : e->path);
+            mfs_log(MFS_LOG_WARN, "%s; shown as it is%s", err.msg[0] ? err.msg : e->path,
+                    passing_error(r) ? " (opened again on later lookups)" : "");
         }
         fs_entry_unref(e);
         return NULL;
@@ -321,7 +344,8 @@ static int classify(struct fs_tree *t, struct fs_entry *dir, int dfd, const stru
         } else if (old_memo(old, name, &st)) {
             add_memo(b->l, name, &st); /* failed before, unchanged since */
         } else if (mfs_model_presented_name(shown->path, name, &st, pname, sizeof pname)) {
-            model = open_model(t, dir, name, &st, pname, &rc);
+            int why;
+            model = open_model(t, dir, name, &st, pname, false, &rc, &why);
             fresh = model != NULL;
             if (!model && !rc)
                 add_memo(b->l, name, &st);
@@ -331,15 +355,24 @@ static int classify(struct fs_tree *t, struct fs_entry *dir, int dfd, const stru
         struct fs_entry *of = old_entry(old, name, FS_FILE);
         if (o && !mfs_model_changed(o->model)) {
             model = fs_entry_ref(o);
-        } else if (of && same_file(&of->st, &st)) {
+        } else if (of && same_file(&of->st, &st) && !retry_due(of)) {
             shown = fs_entry_ref(of); /* a plain file, or a candidate that failed: unchanged */
+            if (of->retry_at && (!b->l->retry_at || of->retry_at < b->l->retry_at))
+                b->l->retry_at = of->retry_at;
         } else {
             if (!(shown = entry_new(t, dir, name, &st, FS_FILE)))
                 return -ENOMEM;
             if (mfs_model_presented_name(shown->path, name, &st, pname, sizeof pname)) {
-                model = open_model(t, dir, name, &st, pname, &rc);
+                int why;
+                bool again = of && of->retry_at && same_file(&of->st, &st); /* logged the first time */
+                model = open_model(t, dir, name, &st, pname, again, &rc, &why);
                 fresh = model != NULL;
                 shown->failed = !model;
+                if (!model && passing_error(why)) {
+                    shown->retry_at = now_ns() + FS_RETRY_NS;
+                    if (!b->l->retry_at || shown->retry_at < b->l->retry_at)
+                        b->l->retry_at = shown->retry_at;
+                }
             }
             if (model) {
                 fs_entry_unref(shown);
@@ -594,8 +627,10 @@ int fs_tree_lookup(struct fs_tree *t, struct fs_entry *dir, const char *name, st
     if (!rc && !fresh)
         rc = rebuild(t, dir, &changed, &n_changed);
     const struct fs_lname *ln = rc ? NULL : listing_find(dir->listing, name);
-    if (ln && fresh && entry_changed(t, ln->e)) {
-        /* changed in place, or replaced without the directory's mtime moving */
+    if (!rc && fresh && ((ln && entry_changed(t, ln->e)) ||
+                         (!ln && dir->listing->retry_at && now_ns() >= dir->listing->retry_at))) {
+        /* changed in place, replaced without the directory's mtime moving, or a failed open is
+         * due for a retry (the name looked up may be one it would present) */
         rc = rebuild(t, dir, &changed, &n_changed);
         ln = rc ? NULL : listing_find(dir->listing, name);
     }
@@ -712,11 +747,13 @@ int fs_tree_find_tensor(const struct fs_entry *e, const char *fname, uint64_t *i
         return -ENOMEM;
     size_t len;
     int rc = -ENOENT;
+    char canon[256];
     if (mfs_model_tensor_unescape(fname, name, flen + 1, &len) && len <= flen) {
         name[len] = '\0';
         const mfs_gguf *g = mfs_model_gguf(e->model);
         int64_t i = memchr(name, '\0', len) ? -1 : mfs_gguf_find_tensor(g, name);
-        if (i >= 0) {
+        /* only the listed (escaped) spelling: "line\nbreak" or "%2e" must not be a second name */
+        if (i >= 0 && mfs_model_tensor_filename(name, len, canon, sizeof canon) && !strcmp(canon, fname)) {
             *idx = (uint64_t)i;
             rc = 0;
         }
@@ -774,6 +811,8 @@ int fs_tree_create(const struct fs_tree_config *cfg, struct fs_tree **out, mfs_e
         mfs_err_set(err, "%s: %s", cfg->root, strerror(errno));
         goto fail;
     }
+    t->confine = (struct mfs_root){.fd = t->rootfd, .path = t->root};
+    t->cfg.model.root = &t->confine;
     rc = -ENOMEM;
     if (!(t->root_e = entry_new(t, NULL, "", &st, FS_DIR)))
         goto fail;

@@ -46,6 +46,7 @@ struct fs_entry {
     atomic_bool stale;   /* no longer in its directory's listing */
     enum fs_kind kind;
     bool failed;         /* a model candidate that did not open: shown as itself */
+    int64_t retry_at;    /* failed for a passing reason (EIO...): opened again from then (ns) */
     char *name;          /* source name */
     char *pname;         /* FS_MODEL: the name the loader presents it under */
     char *relpath;       /* from the source root; "." for the root */

@@ -40,9 +40,12 @@
 
 #define MFS_GGUF_MAGIC 0x46554747u
 #define MFS_GGUF_DEFAULT_ALIGNMENT 32u
-/* The largest header we parse: the biggest published vocabularies (262k tokens) take ~10 MB.
- * Parsed, a header takes at most ~4x its size in memory. */
+/* The largest header we parse: the biggest published vocabularies (262k tokens) take ~10 MB. */
 #define MFS_GGUF_MAX_HEADER (64ull << 20)
+/* The most memory a parsed header may take (strings, arrays, key and tensor tables; a model keeps
+ * its header as long as it is mounted). A real header takes ~1.5-2.5x its size; without this cap
+ * a 64 MiB header of empty strings (a few KiB as .zst) would take 192 MiB. */
+#define MFS_GGUF_MAX_MEMORY (64ull << 20)
 /* Key names are limited like in gguf.cpp's writer. */
 #define MFS_GGUF_MAX_KEY 65535u
 

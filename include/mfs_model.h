@@ -27,12 +27,17 @@
 #include "mfs_engine.h"
 #include "mfs_gguf.h"
 #include "mfs_log.h"
+#include "mfs_source.h"
 
 typedef struct mfs_model mfs_model;
 
 struct mfs_model_opts {
     mfs_engine *engine; /* decodes compressed sources; required */
     uint32_t align;     /* 0: GGUF sources keep their alignment, conversions use 4096; else re-layout */
+    /* NULL: paths are opened as given (symlinks followed: the tools). Else every file of the model
+     * is opened and checked confined to this tree (mfs_open_in: no symlink followed, nothing
+     * outside it), the daemon's way; the root must outlive the model. */
+    const struct mfs_root *root;
 };
 
 /* The name the mount presents a source entry under if it may be a model ("m.gguf.zst" ->

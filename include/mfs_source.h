@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "mfs_log.h"
@@ -70,14 +71,39 @@ struct mfs_source_ops {
 int mfs_source_create(const struct mfs_source_ops *ops, void *impl, const struct mfs_source_info *info,
                       const char *name, mfs_source **out);
 
+/* A tree the caller does not trust (the daemon's SOURCE): files in it are opened relative to its
+ * open directory, never following a symlink in any component and never leaving it, so that a
+ * regular file or a directory swapped for a symlink between the caller's lstat and the loader's
+ * open cannot make the loader read a file outside the tree. The caller keeps `fd` open as long as
+ * anything opened with this root (sources, models) lives. */
+struct mfs_root {
+    int fd;           /* the tree's directory, open */
+    const char *path; /* its absolute path, as the paths given to the loader begin */
+};
+
+/* Open `path` like open(2) (O_CLOEXEC added). Without a root (NULL): open(2) itself, symlinks
+ * followed (the tools). With one: `path` must be root->path or lie under it, and is resolved from
+ * root->fd with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) (on kernels without openat2, one
+ * openat(O_NOFOLLOW) per component). Returns a descriptor, or -ELOOP for a symlink anywhere in
+ * the path, -EXDEV for a path outside the root (or with a `..` component), -errno otherwise. */
+int mfs_open_in(const struct mfs_root *root, const char *path, int flags);
+/* The same resolution for `relpath` relative to the directory `dirfd`. */
+int mfs_open_beneath(int dirfd, const char *relpath, int flags);
+/* stat(2) without a root; with one, lstat(2) of `path` resolved as mfs_open_in does (a symlink
+ * as the last component is described, not followed). 0 or -errno. */
+int mfs_stat_in(const struct mfs_root *root, const char *path, struct stat *st);
+
 struct mfs_open_opts {
-    struct mfs_engine *engine; /* decodes compressed kinds: opening one without it is -EINVAL */
+    struct mfs_engine *engine;   /* decodes compressed kinds: opening one without it is -EINVAL */
+    const struct mfs_root *root; /* NULL: open `path` as given; else confined to this tree */
 };
 
 /* Open `path`, detecting its kind from its bytes: zstd (seekable, multi-frame or single frame),
  * the tensor-aware container, otherwise a plain file. The file stays open (its descriptor) for
- * the source's lifetime, so a file replaced by rename keeps serving the old bytes.
- * Errors: -ENOENT/-EACCES/... from open, -EINVAL with `err` filled for malformed compressed data. */
+ * the source's lifetime, so a file replaced by rename keeps serving the old bytes. With
+ * opts->root, the path is opened confined to that tree (mfs_open_in).
+ * Errors: -ENOENT/-EACCES/... from open, -ELOOP/-EXDEV from confinement, -EINVAL with `err`
+ * filled for malformed compressed data. */
 int mfs_source_open(const char *path, const struct mfs_open_opts *opts, mfs_source **out, mfs_err *err);
 
 /* Plain file only, no detection. */

@@ -44,13 +44,18 @@ void *mfs_arena_alloc(mfs_arena *a, size_t n)
         return b->data;
     }
     if (!a->head || a->cap - a->used < n) {
-        struct mfs_arena_block *b = new_block(BLOCK_SIZE);
+        /* blocks double from 4 KiB to BLOCK_SIZE: a small header (a model is kept as long as it
+         * is mounted, and a mount may hold hundreds) does not cost a whole block */
+        size_t cap = a->head ? (a->cap < BLOCK_SIZE ? a->cap * 2 : BLOCK_SIZE) : 4096;
+        while (cap < n)
+            cap *= 2;
+        struct mfs_arena_block *b = new_block(cap);
         if (!b)
             return NULL;
         b->next = a->head;
         a->head = b;
         a->used = 0;
-        a->cap = BLOCK_SIZE;
+        a->cap = cap;
     }
     void *p = a->head->data + a->used;
     a->used += n;

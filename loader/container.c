@@ -56,10 +56,13 @@ struct dec {
 static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dec *g_pool;
 static unsigned g_pool_n;
+static size_t g_pool_bytes; /* input and scratch buffers held by the pool */
 #define POOL_KEEP 8
-/* Buffers larger than this are freed after use rather than kept in the pool: a container with
- * 64 MiB chunks (the most the format allows) needs ~200 MiB of them per decode. */
-#define POOL_KEEP_BYTES (8u << 20)
+/* Buffers the pool may hold in all. They are outside the cache budget: a container with 64 MiB
+ * chunks (the most the format allows) needs ~200 MiB of them per decode, and eight pooled
+ * decoders of 256 KiB chunks (the default) ~6 MiB. A decoder whose buffers do not fit keeps only
+ * its context. */
+#define POOL_BYTES (4u << 20)
 
 static void dec_free(struct dec *d)
 {
@@ -88,6 +91,7 @@ static struct dec *dec_get(size_t in_size, size_t scratch_size)
     if (d) {
         g_pool = d->next;
         g_pool_n--;
+        g_pool_bytes -= d->in_cap + d->scratch_cap;
     }
     pthread_mutex_unlock(&g_pool_mu);
     if (!d && (!(d = calloc(1, sizeof *d)) || !(d->dctx = ZSTD_createDCtx()))) {
@@ -103,18 +107,15 @@ static struct dec *dec_get(size_t in_size, size_t scratch_size)
 
 static void dec_put(struct dec *d)
 {
-    if (d->in_cap > POOL_KEEP_BYTES) {
-        free(d->in);
-        d->in = NULL;
-        d->in_cap = 0;
-    }
-    if (d->scratch_cap > POOL_KEEP_BYTES) {
-        free(d->scratch);
-        d->scratch = NULL;
-        d->scratch_cap = 0;
-    }
     pthread_mutex_lock(&g_pool_mu);
     if (g_pool_n < POOL_KEEP) {
+        if (d->in_cap + d->scratch_cap > POOL_BYTES - g_pool_bytes) {
+            free(d->in);
+            free(d->scratch);
+            d->in = d->scratch = NULL;
+            d->in_cap = d->scratch_cap = 0;
+        }
+        g_pool_bytes += d->in_cap + d->scratch_cap;
         d->next = g_pool;
         g_pool = d;
         g_pool_n++;

@@ -331,7 +331,7 @@ static void log_failure(mfs_chunked *c, uint64_t idx, int err)
     c->logged[idx / 8] |= (uint8_t)(1u << (idx % 8));
     uint64_t off = idx ? c->ends[idx - 1] : 0;
     mfs_log(MFS_LOG_ERROR, "%s: chunk %" PRIu64 " (decoded bytes %" PRIu64 "-%" PRIu64 ") cannot be decoded: %s",
-            c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt data" : strerror(-err));
+            c->name, idx, off, c->ends[idx], err == -EIO ? "corrupt or unreadable stored data (EIO)" : strerror(-err));
 }
 
 /* Decode x (PENDING, pinned by the caller) with mu released during the work; mu held on return. */

@@ -86,6 +86,7 @@ struct rd {
     mfs_arena *arena;
     uint64_t pos;  /* next byte to consume */
     uint64_t size; /* of the source */
+    uint64_t mem;  /* bytes of memory the parsed header takes so far */
     uint8_t buf[1 << 16];
     uint64_t buf_off; /* source offset of buf[0] */
     size_t buf_len;
@@ -149,6 +150,23 @@ static int rd_bytes(struct rd *r, void *dst, uint64_t n, const char *what)
     return 0;
 }
 
+/* Header bytes that may still follow: every count is checked against this before allocating. */
+static uint64_t rd_room(const struct rd *r)
+{
+    uint64_t cap = r->pos < MFS_GGUF_MAX_HEADER ? MFS_GGUF_MAX_HEADER - r->pos : 0;
+    return rd_left(r) < cap ? rd_left(r) : cap;
+}
+
+/* Account for `bytes` of memory the parsed header will hold (MFS_GGUF_MAX_MEMORY). */
+static int rd_mem(struct rd *r, uint64_t bytes, const char *what)
+{
+    if (bytes > MFS_GGUF_MAX_MEMORY - r->mem)
+        return rd_fail(r, -EINVAL, "header would take more than %llu MiB of memory (at %s)",
+                       MFS_GGUF_MAX_MEMORY >> 20, what);
+    r->mem += bytes;
+    return 0;
+}
+
 static int rd_u32(struct rd *r, uint32_t *v, const char *what)
 {
     return rd_bytes(r, v, 4, what);
@@ -170,6 +188,11 @@ static int rd_str(struct rd *r, struct mfs_str *s, uint64_t max_len, const char 
                        what, len, r->pos - 8);
     if (len > max_len)
         return rd_fail(r, -EINVAL, "%s: string length %" PRIu64 " exceeds the limit of %" PRIu64, what, len, max_len);
+    if (len > rd_room(r))
+        return rd_fail(r, -EINVAL, "%s: string of %" PRIu64 " bytes: header larger than %llu MiB", what, len,
+                       MFS_GGUF_MAX_HEADER >> 20);
+    if ((rc = rd_mem(r, (len + 8) & ~(uint64_t)7, what))) /* the arena's rounding */
+        return rc;
     char *p = mfs_arena_alloc(r->arena, len + 1);
     if (!p)
         return rd_fail(r, -ENOMEM, "out of memory");
@@ -199,6 +222,13 @@ static int rd_array(struct rd *r, struct mfs_gguf_value *v, int depth, const cha
     if (n > rd_left(r) / min_elem)
         return rd_fail(r, -EINVAL, "%s: array of %" PRIu64 " %s elements runs past the end of the file", what, n,
                        k_vtypes[et].name);
+    if (n > rd_room(r) / min_elem)
+        return rd_fail(r, -EINVAL, "%s: array of %" PRIu64 " %s elements: header larger than %llu MiB", what, n,
+                       k_vtypes[et].name, MFS_GGUF_MAX_HEADER >> 20);
+    /* n < 64 MiB: no product below overflows */
+    size_t slot = et == MFS_GGUF_STR ? sizeof(struct mfs_str) : et == MFS_GGUF_ARR ? sizeof(struct mfs_gguf_value) : 0;
+    if ((rc = rd_mem(r, slot ? n * slot : (n * min_elem + 7) & ~(uint64_t)7, what)))
+        return rc;
     v->arr.type = et;
     v->arr.n = n;
     if (et == MFS_GGUF_STR || et == MFS_GGUF_ARR) {
@@ -450,15 +480,22 @@ int mfs_gguf_parse(mfs_source *src, const char *name, mfs_gguf **out, mfs_err *e
     }
     if ((rc = rd_u64(r, &n_tensors, "tensor count")) || (rc = rd_u64(r, &n_kv, "key count")))
         goto fail;
-    /* A key/value takes at least 8 + 4 + 1 bytes, a tensor info 8 + 4 + 8 + 4 + 8. */
-    if (n_kv > rd_left(r) / 13) {
-        rc = rd_fail(r, -EINVAL, "key count %" PRIu64 " is too large for the file", n_kv);
+    /* A key/value takes at least 8 + 4 + 1 bytes, a tensor info 8 + 4 + 8 + 4 + 8; the header
+     * holds at most MFS_GGUF_MAX_HEADER of them (so the products below cannot overflow). */
+    if (n_kv > rd_room(r) / 13) {
+        rc = rd_fail(r, -EINVAL, "key count %" PRIu64 " is too large for the %s", n_kv,
+                     rd_left(r) <= rd_room(r) ? "file" : "header size limit");
         goto fail;
     }
-    if (n_tensors > rd_left(r) / 32) {
-        rc = rd_fail(r, -EINVAL, "tensor count %" PRIu64 " is too large for the file", n_tensors);
+    if (n_tensors > rd_room(r) / 32) {
+        rc = rd_fail(r, -EINVAL, "tensor count %" PRIu64 " is too large for the %s", n_tensors,
+                     rd_left(r) <= rd_room(r) ? "file" : "header size limit");
         goto fail;
     }
+    /* the tables, and the tensor name hash (2 slots per tensor at most, 8 bytes each) */
+    if ((rc = rd_mem(r, n_kv * sizeof *g->kvs, "key table")) ||
+        (rc = rd_mem(r, n_tensors * (sizeof *g->tensors + 16), "tensor table")))
+        goto fail;
     if ((rc = grow((void **)&g->kvs, &g->cap_kv, n_kv, sizeof *g->kvs)) ||
         (rc = grow((void **)&g->tensors, &g->cap_tensors, n_tensors, sizeof *g->tensors))) {
         rd_fail(r, rc, "out of memory");

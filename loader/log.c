@@ -7,6 +7,15 @@ static mfs_log_sink g_sink;
 static void *g_sink_user;
 static enum mfs_log_level g_max_level = MFS_LOG_INFO;
 
+/* Messages quote names from files (tensor names, keys, shard names): a newline or an escape
+ * sequence in one must not make a message two lines, or a fake one, in a log or a terminal. */
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7F)
+            *s = '?';
+}
+
 void mfs_err_set(mfs_err *err, const char *fmt, ...)
 {
     if (!err)
@@ -15,6 +24,7 @@ void mfs_err_set(mfs_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    one_line(err->msg);
 }
 
 void mfs_err_prefix(mfs_err *err, const char *fmt, ...)
@@ -37,6 +47,7 @@ void mfs_err_prefix(mfs_err *err, const char *fmt, ...)
         at += rest;
     }
     line[at] = '\0';
+    one_line(line);
     memcpy(err->msg, line, at + 1);
 }
 
@@ -53,6 +64,7 @@ void mfs_vlog(enum mfs_log_level level, const char *fmt, va_list ap)
         return;
     char line[1024];
     vsnprintf(line, sizeof line, fmt, ap);
+    one_line(line);
     if (g_sink) {
         g_sink(level, line, g_sink_user);
         return;

@@ -41,6 +41,31 @@ static void put_string(FILE *f, const char *p, uint64_t len)
         fprintf(f, "... (%" PRIu64 " bytes)", len);
 }
 
+/* A key or tensor name, unquoted: printable bytes as they are, anything that could break the
+ * line structure (control characters, backslash) as \xHH, at most NAME_SHOWN bytes. Returns the
+ * columns written. */
+#define NAME_SHOWN 256
+static size_t put_name(FILE *f, const char *p, uint64_t len)
+{
+    size_t cols = 0;
+    uint64_t n = len < NAME_SHOWN ? len : NAME_SHOWN;
+    for (uint64_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7F || c == '\\') {
+            fprintf(f, "\\x%02x", c);
+            cols += 4;
+        } else {
+            fputc(c, f);
+            cols++;
+        }
+    }
+    if (n < len) {
+        int k = fprintf(f, "... (%" PRIu64 " bytes)", len);
+        cols += k > 0 ? (size_t)k : 0;
+    }
+    return cols;
+}
+
 static void put_scalar(FILE *f, uint32_t type, const void *p)
 {
     switch (type) {
@@ -192,7 +217,8 @@ void mfs_meta_write(mfs_model *m, FILE *f, bool frames)
     fprintf(f, "\n[metadata] %" PRIu64 "\n", mfs_gguf_n_kv(g));
     for (uint64_t i = 0; i < mfs_gguf_n_kv(g); i++) {
         const struct mfs_gguf_kv *kv = mfs_gguf_kv(g, i);
-        fprintf(f, "%s = ", kv->key.p);
+        put_name(f, kv->key.p, kv->key.len);
+        fputs(" = ", f);
         put_value(f, &kv->value);
         fputc('\n', f);
     }
@@ -210,8 +236,10 @@ void mfs_meta_write(mfs_model *m, FILE *f, bool frames)
         char shape[128];
         if (mfs_model_shape_str(t, shape, sizeof shape))
             strcpy(shape, "?");
-        fprintf(f, "%-*s  %-7s  %-24s  %14" PRIu64 "  %12" PRIu64 "\n", (int)w, t->name.p, mfs_ggml_type_name(t->type),
-                shape, mfs_model_data_offset(m) + t->offset, t->size);
+        for (size_t cols = put_name(f, t->name.p, t->name.len); cols < w; cols++)
+            fputc(' ', f);
+        fprintf(f, "  %-7s  %-24s  %14" PRIu64 "  %12" PRIu64 "\n", mfs_ggml_type_name(t->type), shape,
+                mfs_model_data_offset(m) + t->offset, t->size);
     }
     mfs_source *src = mfs_model_main_source(m);
     if (src && mfs_source_info(src)->kind == MFS_SRC_CONTAINER)

@@ -50,6 +50,7 @@ struct mfs_model {
     size_t n_ext, cap_ext;
     struct watched *files;
     size_t n_files;
+    const struct mfs_root *root; /* the tree files are confined to, or NULL */
     mfs_source *main_src;
     pthread_mutex_t meta_mu;
     char *meta;
@@ -181,8 +182,9 @@ int mfs_model_add_note(mfs_model *m, const char *fmt, ...)
 int mfs_model_watch_file(mfs_model *m, const char *path)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
-        return -errno;
+    int rc = mfs_stat_in(m->root, path, &st);
+    if (rc)
+        return rc;
     struct watched *f = realloc(m->files, (m->n_files + 1) * sizeof *f);
     if (!f)
         return -ENOMEM;
@@ -365,7 +367,7 @@ static void model_free(mfs_model *m)
 static int open_file_model(mfs_model *m, const struct mfs_model_opts *opts, mfs_err *err)
 {
     mfs_source *src;
-    int rc = mfs_source_open(m->path, &(struct mfs_open_opts){.engine = opts->engine}, &src, err);
+    int rc = mfs_source_open(m->path, &(struct mfs_open_opts){.engine = opts->engine, .root = opts->root}, &src, err);
     if (rc)
         return rc;
     mfs_model_set_main_source(m, src);
@@ -406,14 +408,15 @@ int mfs_model_open(const char *path, const struct mfs_model_opts *opts, mfs_mode
     }
     atomic_init(&m->refs, 1);
     pthread_mutex_init(&m->meta_mu, NULL);
+    m->root = opts->root;
     int rc = mfs_model_watch_file(m, path);
     if (rc) {
-        mfs_err_set(err, "%s: %s", path, strerror(-rc));
+        mfs_err_set(err, "%s: %s", path, rc == -ELOOP && m->root ? "a symlink on the way (not followed)" : strerror(-rc));
         model_free(m);
         return rc;
     }
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    if (mfs_stat_in(m->root, path, &st) == 0 && S_ISDIR(st.st_mode))
         rc = mfs_plan_hf_dir(m, path, opts, err);
     else
         rc = open_file_model(m, opts, err);
@@ -502,7 +505,7 @@ bool mfs_model_changed(const mfs_model *m)
     for (size_t i = 0; i < m->n_files; i++) {
         const struct watched *f = &m->files[i];
         struct stat st;
-        if (stat(f->path, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
+        if (mfs_stat_in(m->root, f->path, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino || st.st_size != f->size ||
             st.st_mtim.tv_sec != f->mtime.tv_sec || st.st_mtim.tv_nsec != f->mtime.tv_nsec)
             return true;
     }

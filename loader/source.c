@@ -5,7 +5,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "container.h"
@@ -145,6 +147,104 @@ int mfs_source_open_memory(const void *data, size_t size, const char *name, mfs_
     return mfs_source_create(&k_mem_ops, m, &info, name, out);
 }
 
+/* ---- confined opens ---- */
+
+/* openat2 is missing (ENOSYS, kernels before 5.6): walk the path one component at a time. */
+static int open_walk(int dirfd, const char *relpath, int flags)
+{
+    if (relpath[0] == '/')
+        return -EXDEV;
+    char *copy = strdup(relpath), *save = NULL;
+    if (!copy)
+        return -ENOMEM;
+    int cur = -1, rc = 0;
+    char *comp = strtok_r(copy, "/", &save);
+    if (!comp) /* "." or "": the directory itself */
+        comp = ".";
+    while (comp) {
+        char *next = strtok_r(NULL, "/", &save);
+        if (!strcmp(comp, "..")) {
+            rc = -EXDEV;
+            break;
+        }
+        int at = cur >= 0 ? cur : dirfd;
+        int fd = next ? openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                      : openat(at, comp, flags | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            rc = errno == ENOTDIR && next ? -ELOOP : -errno; /* a symlink as a directory component */
+            break;
+        }
+        if (cur >= 0)
+            close(cur);
+        cur = fd;
+        comp = next;
+    }
+    free(copy);
+    if (rc) {
+        if (cur >= 0)
+            close(cur);
+        return rc;
+    }
+    return cur;
+}
+
+int mfs_open_beneath(int dirfd, const char *relpath, int flags)
+{
+    struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOFOLLOW),
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    for (int tries = 0;; tries++) {
+        int fd = (int)syscall(SYS_openat2, dirfd, relpath, &how, sizeof how);
+        if (fd >= 0)
+            return fd;
+        if (errno == ENOSYS)
+            return open_walk(dirfd, relpath, flags);
+        /* EAGAIN: a rename somewhere in the tree raced the lookup; EXDEV: `..` or an absolute path */
+        if (errno != EAGAIN || tries == 8)
+            return -errno;
+    }
+}
+
+/* `path` relative to the root: NULL if it is not the root nor under it. */
+static const char *rel_to_root(const struct mfs_root *root, const char *path)
+{
+    size_t n = strlen(root->path);
+    while (n > 1 && root->path[n - 1] == '/')
+        n--;
+    if (strncmp(path, root->path, n) != 0)
+        return NULL;
+    const char *rest = path + n;
+    if (n == 1 && root->path[0] == '/') /* the root is / */
+        rest = path + 1;
+    else if (*rest == '/')
+        rest++;
+    else if (*rest)
+        return NULL; /* "/src2" is not under "/src" */
+    return *rest ? rest : ".";
+}
+
+int mfs_open_in(const struct mfs_root *root, const char *path, int flags)
+{
+    if (!root) {
+        int fd = open(path, flags | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+    }
+    const char *rel = rel_to_root(root, path);
+    return rel ? mfs_open_beneath(root->fd, rel, flags) : -EXDEV;
+}
+
+int mfs_stat_in(const struct mfs_root *root, const char *path, struct stat *st)
+{
+    if (!root)
+        return stat(path, st) ? -errno : 0;
+    /* O_PATH | O_NOFOLLOW: a trailing symlink gives a descriptor of the link itself */
+    int fd = mfs_open_in(root, path, O_PATH);
+    if (fd < 0)
+        return fd;
+    int rc = fstat(fd, st) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 /* ---- plain file ---- */
 
 struct file_impl {
@@ -199,13 +299,16 @@ static void file_destroy(void *impl)
 
 static const struct mfs_source_ops k_file_ops = {.read = file_read, .destroy = file_destroy};
 
-int mfs_source_open_file(const char *path, mfs_source **out, mfs_err *err)
+static int open_file(const struct mfs_root *root, const char *path, mfs_source **out, mfs_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = mfs_open_in(root, path, O_RDONLY);
     if (fd < 0) {
-        int e = errno;
-        mfs_err_set(err, "%s: cannot open: %s", path, strerror(e));
-        return -e;
+        const char *why = !root ? strerror(-fd)
+                          : fd == -ELOOP ? "a symlink on the way (not followed)"
+                          : fd == -EXDEV ? "outside the source tree"
+                                         : strerror(-fd);
+        mfs_err_set(err, "%s: cannot open: %s", path, why);
+        return fd;
     }
     struct file_impl *f = calloc(1, sizeof *f);
     if (!f || !(f->name = strdup(path))) {
@@ -233,10 +336,15 @@ int mfs_source_open_file(const char *path, mfs_source **out, mfs_err *err)
     return mfs_source_create(&k_file_ops, f, &info, path, out);
 }
 
+int mfs_source_open_file(const char *path, mfs_source **out, mfs_err *err)
+{
+    return open_file(NULL, path, out, err);
+}
+
 int mfs_source_open(const char *path, const struct mfs_open_opts *opts, mfs_source **out, mfs_err *err)
 {
     mfs_source *file;
-    int rc = mfs_source_open_file(path, &file, err);
+    int rc = open_file(opts ? opts->root : NULL, path, &file, err);
     if (rc)
         return rc;
     uint8_t head[8] = {0};

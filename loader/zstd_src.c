@@ -62,7 +62,12 @@ struct dec {
 static pthread_mutex_t g_pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct dec *g_pool;
 static unsigned g_pool_n;
+static size_t g_pool_bytes; /* input buffers held by the pool */
 #define POOL_KEEP 8
+/* Input buffers the pool may hold in all: a frame's compressed bytes (~3 MiB for modelfs-pack's
+ * 4 MiB frames, up to ~64 MiB) are outside the cache budget, so eight pooled decoders could keep
+ * 30-500 MiB after the reads are over. A decoder whose buffer does not fit keeps only its context. */
+#define POOL_BYTES (4u << 20)
 
 static struct dec *dec_get(size_t in_size)
 {
@@ -71,6 +76,7 @@ static struct dec *dec_get(size_t in_size)
     if (d) {
         g_pool = d->next;
         g_pool_n--;
+        g_pool_bytes -= d->in_cap;
     }
     pthread_mutex_unlock(&g_pool_mu);
     if (!d) {
@@ -100,6 +106,12 @@ static void dec_put(struct dec *d)
 {
     pthread_mutex_lock(&g_pool_mu);
     if (g_pool_n < POOL_KEEP) {
+        if (d->in_cap > POOL_BYTES - g_pool_bytes) {
+            free(d->in);
+            d->in = NULL;
+            d->in_cap = 0;
+        }
+        g_pool_bytes += d->in_cap;
         d->next = g_pool;
         g_pool = d;
         g_pool_n++;

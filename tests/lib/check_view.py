@@ -126,11 +126,14 @@ def main(argv):
         if len(raw) != os.stat(meta).st_size:
             bad("%s: size in stat differs from the bytes read" % meta)
         lines = text.splitlines()
+        # keys and tensor names as NAME.meta prints them: control characters and backslash as \xHH
+        def shown(name):
+            return "".join("\\x%02x" % ord(c) if ord(c) < 0x20 or c in "\x7f\\" else c for c in name)
         for k in okv:
-            if not any(line.startswith(k + " = ") or line.startswith(k + " =") for line in lines):
+            if not any(line.startswith(shown(k) + " = ") or line.startswith(shown(k) + " =") for line in lines):
                 bad("%s: no line for key %s" % (meta, k))
         for t in orig.tensors:
-            if t.name not in text:
+            if shown(t.name) not in text:
                 bad("%s: tensor %s not listed" % (meta, t.name))
     except OSError as e:
         bad("%s: %s" % (meta, e))

@@ -86,6 +86,12 @@ umount_fs() {
 }
 
 alive() { kill -0 "$1" 2>/dev/null; }
+# rss_within KB: the daemon's peak RSS (VmHWM, left in $HWM, kB) is at most KB. Always true in a
+# sanitized build (MFS_SANITIZER set by make): ASan's quarantine and shadow memory are not ours.
+rss_within() {
+    HWM=$(awk '/VmHWM/ { print $2 }' "/proc/$DAEMON_PID/status")
+    [ -n "${MFS_SANITIZER:-}" ] || [ "$HWM" -le "$1" ]
+}
 
 # stat_of MNT KEY: one counter from MNT/.modelfs/stats
 stat_of() { timeout 10 awk -v k="$2" '$1 == k { print $2 }' "$1/.modelfs/stats"; }

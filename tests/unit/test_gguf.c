@@ -217,6 +217,34 @@ static void test_every_truncation(void **state)
     free(data);
 }
 
+/* A header of N empty strings (8 zero bytes each in the file, a 16-byte slot and 8 arena bytes
+ * parsed): within the memory cap it parses, past it it fails cleanly, whatever the file size. */
+static void test_memory_cap(void **state)
+{
+    (void)state;
+    static const uint8_t head[] = {'G', 'G', 'U', 'F', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+                                   1, 0, 0, 0, 0, 0, 0, 0, 't', 9, 0, 0, 0, 8, 0, 0, 0};
+    uint64_t counts[2] = {2000000, 3000000}; /* 48 MB and 72 MB parsed */
+    for (int i = 0; i < 2; i++) {
+        size_t len = sizeof head + 8 + counts[i] * 8 + 32;
+        uint8_t *file = calloc(1, len);
+        assert_non_null(file);
+        memcpy(file, head, sizeof head);
+        memcpy(file + sizeof head, &counts[i], 8);
+        mfs_gguf *g = NULL;
+        mfs_err err = {{0}};
+        int rc = mfs_gguf_parse_memory(file, len, "strings.gguf", &g, &err);
+        if (i == 0) {
+            assert_int_equal(rc, 0);
+            mfs_gguf_free(g);
+        } else {
+            assert_int_equal(rc, -EINVAL);
+            assert_string_equal(err.msg, "strings.gguf: header would take more than 64 MiB of memory (at t)");
+        }
+        free(file);
+    }
+}
+
 static void test_type_sizes(void **state)
 {
     (void)state;
@@ -245,6 +273,7 @@ int main(void)
         cmocka_unit_test(test_vocab_llama_rewrites), cmocka_unit_test(test_vocab_gpt2_rewrites),
         cmocka_unit_test(test_build_roundtrip),      cmocka_unit_test(test_corrupt_files),
         cmocka_unit_test(test_every_truncation),     cmocka_unit_test(test_type_sizes),
+        cmocka_unit_test(test_memory_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

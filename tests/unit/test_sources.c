@@ -243,6 +243,13 @@ static long minor_faults(void)
 
 /* One stream read to its end (a short last chunk), then another: the second reuses the cache's
  * buffers (no page faults) instead of the short chunk emptying the cache and its pool. */
+/* Sanitizers fault in shadow memory for every new page touched: page faults count nothing then. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
 static void test_next_stream_reuses_buffers(void **state)
 {
     (void)state;
@@ -265,7 +272,7 @@ static void test_next_stream_reuses_buffers(void **state)
         faults = minor_faults() - f0;
     }
     /* a fresh 1 MiB chunk is 256 faults; the short chunk may cost one, emptying the cache 7 */
-    if (faults > 768)
+    if (faults > 768 && !SANITIZED)
         fail_msg("the second stream took %ld page faults: the cache's buffers were not reused", faults);
     free(buf);
     mfs_chunked_destroy(c[0]);
