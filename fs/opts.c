@@ -7,42 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mfs_util.h"
+
 void fs_opts_init(struct fs_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->cache = FS_DEFAULT_CACHE;
     o->readahead = FS_DEFAULT_READAHEAD;
-}
-
-int fs_parse_size(const char *s, uint64_t *out)
-{
-    if (!s || !isdigit((unsigned char)*s))
-        return -EINVAL;
-    uint64_t v = 0;
-    for (; isdigit((unsigned char)*s); s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -EINVAL;
-        v = v * 10 + d;
-    }
-    unsigned shift = 0;
-    switch (toupper((unsigned char)*s)) {
-    case 'K': shift = 10; s++; break;
-    case 'M': shift = 20; s++; break;
-    case 'G': shift = 30; s++; break;
-    case 'T': shift = 40; s++; break;
-    default: break;
-    }
-    if (shift && (*s == 'i' || *s == 'I'))
-        s++;
-    if (*s == 'B' || *s == 'b')
-        s++;
-    if (*s)
-        return -EINVAL;
-    if (shift && v > (UINT64_MAX >> shift))
-        return -EINVAL;
-    *out = v << shift;
-    return 0;
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -87,7 +58,7 @@ int fs_opts_apply(struct fs_opts *o, const char *opt, char *err, size_t errcap)
         return FS_OPT_CONSUMED;
     }
     if (KEY("cache")) {
-        if (fs_parse_size(val, &v) || v == 0) {
+        if (mfs_parse_size(val, &v) || v == 0) {
             snprintf(err, errcap, "-o %s: expected a size such as 256M or 2G", opt);
             return -EINVAL;
         }
@@ -104,7 +75,7 @@ int fs_opts_apply(struct fs_opts *o, const char *opt, char *err, size_t errcap)
     }
     if (KEY("readahead")) {
         /* read_ahead_kb is a count of KiB in an unsigned long; 1 GiB is already absurd */
-        if (fs_parse_size(val, &v) || v > (1ull << 30)) {
+        if (mfs_parse_size(val, &v) || v > (1ull << 30)) {
             snprintf(err, errcap, "-o %s: expected a size up to 1G such as 4M (0 keeps the kernel's)", opt);
             return -EINVAL;
         }

@@ -27,10 +27,6 @@ struct fs_opts {
 
 void fs_opts_init(struct fs_opts *o);
 
-/* "4096", "64K", "256M", "2G", "1T" (powers of 1024; a trailing "B" or "iB" is accepted) into
- * bytes. 0 or -EINVAL (empty, junk, overflow). */
-int fs_parse_size(const char *s, uint64_t *out);
-
 enum fs_opt_action {
     FS_OPT_CONSUMED = 0, /* modelfs's own, or dropped */
     FS_OPT_PASS = 1,     /* give it to libfuse */

@@ -47,22 +47,6 @@ static void put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EIO; /* the input shrank */
-        done += (size_t)n;
-    }
-    return 0;
-}
-
 int mfs_pack_input_kind(const uint8_t *head, size_t len, uint64_t file_size)
 {
     if (len >= 4 && memcmp(head, "GGUF", 4) == 0)
@@ -134,7 +118,7 @@ static uint32_t st_type(const char *dtype)
 static int st_regions(int fd, const char *path, uint64_t size, struct region **out, uint64_t *n_out, mfs_err *err)
 {
     uint8_t len8[8];
-    int rc = read_full(fd, len8, 8, 0);
+    int rc = mfs_pack_read_full(fd, len8, 8, 0);
     if (rc) {
         mfs_err_set(err, "%s: cannot read: %s", path, strerror(-rc));
         return rc;
@@ -149,7 +133,7 @@ static int st_regions(int fd, const char *path, uint64_t size, struct region **o
         mfs_err_set(err, "%s: out of memory", path);
         return -ENOMEM;
     }
-    if ((rc = read_full(fd, json, hn, 8))) {
+    if ((rc = mfs_pack_read_full(fd, json, hn, 8))) {
         mfs_err_set(err, "%s: cannot read the safetensors header: %s", path, strerror(-rc));
         goto out;
     }
@@ -335,7 +319,7 @@ static void *worker(void *arg)
         unsigned codec = MFZ_RAW;
         long csize = 0;
         uint64_t sum = 0;
-        int rc = read_full(j->in_fd, in, pl->len, pl->off);
+        int rc = mfs_pack_read_full(j->in_fd, in, pl->len, pl->off);
         if (rc) {
             mfs_err_set(&e, "%s: read failed at offset %" PRIu64 ": %s", j->in_path, pl->off, strerror(-rc));
         } else {
@@ -414,7 +398,7 @@ int mfs_pack_container(int in_fd, const char *in_path, uint64_t in_size, struct 
 {
     uint8_t head[16] = {0};
     size_t hl = in_size < sizeof head ? (size_t)in_size : sizeof head;
-    int rc = read_full(in_fd, head, hl, 0);
+    int rc = mfs_pack_read_full(in_fd, head, hl, 0);
     if (rc) {
         mfs_err_set(err, "%s: cannot read: %s", in_path, strerror(-rc));
         return rc;

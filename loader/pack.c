@@ -128,7 +128,7 @@ static void put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-static int read_full(int fd, void *buf, size_t len, uint64_t off)
+int mfs_pack_read_full(int fd, void *buf, size_t len, uint64_t off)
 {
     size_t done = 0;
     while (done < len) {
@@ -162,7 +162,7 @@ static void *zst_worker(void *arg)
         pthread_mutex_unlock(&j->mu);
         uint64_t off = i * j->chunk;
         size_t len = j->in_size - off < j->chunk ? (size_t)(j->in_size - off) : j->chunk;
-        int rc = read_full(j->in_fd, in, len, off);
+        int rc = mfs_pack_read_full(j->in_fd, in, len, off);
         size_t csize = 0;
         uint32_t sum = 0;
         mfs_err e = {{0}};

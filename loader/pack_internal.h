@@ -22,6 +22,9 @@ int mfs_out_commit(struct mfs_out *o, mfs_err *err);
 /* Close and delete the temporary file. */
 void mfs_out_abort(struct mfs_out *o);
 
+/* Read exactly len bytes at off: 0, -errno, or -EIO if the input ends first (it shrank). */
+int mfs_pack_read_full(int fd, void *buf, size_t len, uint64_t off);
+
 /* What an input file is, from its first bytes (at least 9 for safetensors): MFZ_INPUT_GGUF,
  * MFZ_INPUT_SAFETENSORS, or 0 (MFZ_INPUT_OTHER) for anything else (loader/container.h). */
 int mfs_pack_input_kind(const uint8_t *head, size_t len, uint64_t file_size);

