@@ -267,13 +267,7 @@ struct job {
     struct mfz_enc_params params;
     struct mfs_out *out;
     const struct mfs_pack_opts *opts;
-    /* under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t turn;
-    uint64_t next, written;
-    int rc;
-    mfs_err err;
-    uint8_t *index;
+    uint8_t *index; /* written in chunk order */
 };
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -300,72 +294,85 @@ static long encode_chunk(mfz_enc *enc, const struct plan *pl, const uint8_t *in,
     return mfz_encode_best(enc, pl->codec, pl->param, in, n, out, cap, codec);
 }
 
-static void *worker(void *arg)
+/* One worker's encoder and buffers, and the chunk it has just encoded. */
+struct chunk_state {
+    mfz_enc *enc;
+    size_t cap;
+    uint8_t *in, *out;
+    unsigned codec;
+    long csize;
+    uint64_t sum;
+};
+
+static void chunk_fini(void *arg)
 {
-    struct job *j = arg;
-    size_t cap = (size_t)j->max_len + 4 * MFZ_MAX_PLANES;
-    mfz_enc *enc = mfz_enc_new(&j->params);
-    uint8_t *in = malloc(j->max_len ? j->max_len : 1), *out = malloc(cap);
-    pthread_mutex_lock(&j->mu);
-    if ((!enc || !in || !out) && !j->rc) {
-        j->rc = -ENOMEM;
-        mfs_err_set(&j->err, "%s: out of memory", j->in_path);
+    struct chunk_state *st = arg;
+    mfz_enc_free(st->enc);
+    free(st->in);
+    free(st->out);
+    free(st);
+}
+
+static void *chunk_init(void *ctx)
+{
+    const struct job *j = ctx;
+    struct chunk_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->cap = (size_t)j->max_len + 4 * MFZ_MAX_PLANES;
+    st->enc = mfz_enc_new(&j->params);
+    st->in = malloc(j->max_len ? j->max_len : 1);
+    st->out = malloc(st->cap);
+    if (!st->enc || !st->in || !st->out) {
+        chunk_fini(st);
+        return NULL;
     }
-    while (!j->rc && j->next < j->n) {
-        uint64_t i = j->next++;
-        pthread_mutex_unlock(&j->mu);
-        const struct plan *pl = &j->plan[i];
-        mfs_err e = {{0}};
-        unsigned codec = MFZ_RAW;
-        long csize = 0;
-        uint64_t sum = 0;
-        int rc = mfs_pack_read_full(j->in_fd, in, pl->len, pl->off);
-        if (rc) {
-            mfs_err_set(&e, "%s: read failed at offset %" PRIu64 ": %s", j->in_path, pl->off, strerror(-rc));
-        } else {
-            csize = encode_chunk(enc, pl, in, out, cap, &codec);
-            if (csize < 0) {
-                rc = (int)csize;
-                mfs_err_set(&e, "%s: cannot encode the chunk at offset %" PRIu64 ": %s", j->in_path, pl->off,
-                            strerror(-rc));
-            }
-            sum = mfz_checksum(in, pl->len);
-        }
-        pthread_mutex_lock(&j->mu);
-        while (!j->rc && j->written != i)
-            pthread_cond_wait(&j->turn, &j->mu);
-        if (j->rc)
-            break;
-        if (rc) {
-            j->rc = rc;
-            j->err = e;
-        } else {
-            /* Writing under the lock keeps chunks in order; the others encode meanwhile. */
-            uint64_t coff = codec == MFZ_ZERO ? 0 : j->out->written;
-            const uint8_t *payload = codec == MFZ_RAW ? in : out;
-            if (csize > 0 && (rc = mfs_out_write(j->out, payload, (size_t)csize, &j->err)))
-                j->rc = rc;
-            uint8_t *x = j->index + i * MFZ_ENTRY_SIZE;
-            memset(x, 0, MFZ_ENTRY_SIZE);
-            put64(x, coff);
-            put32(x + 8, (uint32_t)csize);
-            put32(x + 12, pl->len);
-            put64(x + 16, sum);
-            put32(x + 24, pl->tensor);
-            x[28] = (uint8_t)codec;
-            x[29] = codec == MFZ_BLOCKS ? pl->param : 0;
-            j->written++;
-            if (j->opts->progress)
-                j->opts->progress(j->opts->progress_user, pl->off + pl->len, j->in_size);
-        }
-        pthread_cond_broadcast(&j->turn);
+    return st;
+}
+
+static int chunk_encode(void *ctx, void *state, uint64_t i, mfs_err *e)
+{
+    const struct job *j = ctx;
+    struct chunk_state *st = state;
+    const struct plan *pl = &j->plan[i];
+    st->codec = MFZ_RAW;
+    int rc = mfs_pack_read_full(j->in_fd, st->in, pl->len, pl->off);
+    if (rc) {
+        mfs_err_set(e, "%s: read failed at offset %" PRIu64 ": %s", j->in_path, pl->off, strerror(-rc));
+        return rc;
     }
-    pthread_cond_broadcast(&j->turn);
-    pthread_mutex_unlock(&j->mu);
-    mfz_enc_free(enc);
-    free(in);
-    free(out);
-    return NULL;
+    st->csize = encode_chunk(st->enc, pl, st->in, st->out, st->cap, &st->codec);
+    if (st->csize < 0) {
+        rc = (int)st->csize;
+        mfs_err_set(e, "%s: cannot encode the chunk at offset %" PRIu64 ": %s", j->in_path, pl->off, strerror(-rc));
+        return rc;
+    }
+    st->sum = mfz_checksum(st->in, pl->len);
+    return 0;
+}
+
+static int chunk_commit(void *ctx, void *state, uint64_t i, mfs_err *e)
+{
+    const struct job *j = ctx;
+    const struct chunk_state *st = state;
+    const struct plan *pl = &j->plan[i];
+    uint64_t coff = st->codec == MFZ_ZERO ? 0 : j->out->written;
+    const uint8_t *payload = st->codec == MFZ_RAW ? st->in : st->out;
+    int rc = st->csize > 0 ? mfs_out_write(j->out, payload, (size_t)st->csize, e) : 0;
+    if (rc)
+        return rc;
+    uint8_t *x = j->index + i * MFZ_ENTRY_SIZE;
+    memset(x, 0, MFZ_ENTRY_SIZE);
+    put64(x, coff);
+    put32(x + 8, (uint32_t)st->csize);
+    put32(x + 12, pl->len);
+    put64(x + 16, st->sum);
+    put32(x + 24, pl->tensor);
+    x[28] = (uint8_t)st->codec;
+    x[29] = st->codec == MFZ_BLOCKS ? pl->param : 0;
+    if (j->opts->progress)
+        j->opts->progress(j->opts->progress_user, pl->off + pl->len, j->in_size);
+    return 0;
 }
 
 static int write_header(struct mfs_out *o, uint64_t size, uint64_t n, uint64_t index_off, int input, uint32_t chunk,
@@ -442,30 +449,11 @@ int mfs_pack_container(int in_fd, const char *in_path, uint64_t in_size, struct 
     static const uint8_t placeholder[MFZ_HEADER_SIZE];
     if ((rc = mfs_out_write(out, placeholder, sizeof placeholder, err)))
         goto done;
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.turn, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned nt = opts->threads ? opts->threads : cpus > 0 ? (unsigned)cpus : 1;
-    if (nt > n)
-        nt = n ? (unsigned)n : 1;
-    pthread_t *th = calloc(nt, sizeof *th);
-    unsigned started = 0;
-    if (th)
-        for (; started < nt; started++)
-            if (pthread_create(&th[started], NULL, worker, &j) != 0)
-                break;
-    if (started == 0)
-        worker(&j); /* no threads: do it here */
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    free(th);
-    pthread_cond_destroy(&j.turn);
-    pthread_mutex_destroy(&j.mu);
-    rc = j.rc;
-    if (rc) {
-        *err = j.err;
+    struct mfs_pack_ordered w = {.n = n, .threads = opts->threads, .in_path = in_path, .ctx = &j,
+                                 .init = chunk_init, .fini = chunk_fini, .encode = chunk_encode,
+                                 .commit = chunk_commit};
+    if ((rc = mfs_pack_run_ordered(&w, err)))
         goto done;
-    }
     uint64_t index_off = out->written;
     if ((rc = mfs_out_write(out, j.index, n * MFZ_ENTRY_SIZE, err)) ||
         (rc = write_header(out, in_size, n, index_off, input, chunk, err)))

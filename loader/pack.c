@@ -99,34 +99,7 @@ void mfs_out_abort(struct mfs_out *o)
     o->fd = -1;
 }
 
-/* ---------------------------------------------------------------- seekable zstd */
-
-struct zst_job {
-    /* fixed */
-    int in_fd;
-    const char *in_path;
-    uint64_t in_size, n_frames;
-    uint32_t chunk;
-    int level;
-    struct mfs_out *out;
-    const struct mfs_pack_opts *opts;
-    /* under mu */
-    pthread_mutex_t mu;
-    pthread_cond_t turn;
-    uint64_t next;    /* next frame to claim */
-    uint64_t written; /* frames written */
-    int rc;
-    mfs_err err;
-    uint8_t *table; /* entries: u32 csize, u32 dsize, u32 checksum */
-};
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
+/* ---------------------------------------------------------------- shared by both formats */
 
 int mfs_pack_read_full(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -144,67 +117,169 @@ int mfs_pack_read_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static void *zst_worker(void *arg)
+struct ordered_run {
+    const struct mfs_pack_ordered *w;
+    pthread_mutex_t mu;
+    pthread_cond_t turn;
+    uint64_t next;      /* next item to claim */
+    uint64_t committed; /* items committed */
+    int rc;
+    mfs_err err;
+};
+
+static void *ordered_worker(void *arg)
 {
-    struct zst_job *j = arg;
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    size_t cap = ZSTD_compressBound(j->chunk);
-    uint8_t *in = malloc(j->chunk), *out = malloc(cap);
-    pthread_mutex_lock(&j->mu);
-    if (!cctx || !in || !out) {
-        if (!j->rc) {
-            j->rc = -ENOMEM;
-            mfs_err_set(&j->err, "%s: out of memory", j->in_path);
-        }
+    struct ordered_run *r = arg;
+    const struct mfs_pack_ordered *w = r->w;
+    void *state = w->init(w->ctx);
+    pthread_mutex_lock(&r->mu);
+    if (!state && !r->rc) {
+        r->rc = -ENOMEM;
+        mfs_err_set(&r->err, "%s: out of memory", w->in_path);
     }
-    while (!j->rc && j->next < j->n_frames) {
-        uint64_t i = j->next++;
-        pthread_mutex_unlock(&j->mu);
-        uint64_t off = i * j->chunk;
-        size_t len = j->in_size - off < j->chunk ? (size_t)(j->in_size - off) : j->chunk;
-        int rc = mfs_pack_read_full(j->in_fd, in, len, off);
-        size_t csize = 0;
-        uint32_t sum = 0;
+    while (!r->rc && r->next < w->n) {
+        uint64_t i = r->next++;
+        pthread_mutex_unlock(&r->mu);
         mfs_err e = {{0}};
-        if (rc) {
-            mfs_err_set(&e, "%s: read failed at offset %" PRIu64 ": %s", j->in_path, off, strerror(-rc));
-        } else {
-            csize = ZSTD_compressCCtx(cctx, out, cap, in, len, j->level);
-            if (ZSTD_isError(csize)) {
-                mfs_err_set(&e, "%s: compression failed: %s", j->in_path, ZSTD_getErrorName(csize));
-                rc = -EIO;
-            }
-            sum = (uint32_t)XXH64(in, len, 0);
-        }
-        pthread_mutex_lock(&j->mu);
-        while (!j->rc && j->written != i)
-            pthread_cond_wait(&j->turn, &j->mu);
-        if (j->rc)
+        int rc = w->encode(w->ctx, state, i, &e);
+        pthread_mutex_lock(&r->mu);
+        while (!r->rc && r->committed != i)
+            pthread_cond_wait(&r->turn, &r->mu);
+        if (r->rc)
             break;
+        if (!rc)
+            rc = w->commit(w->ctx, state, i, &e);
         if (rc) {
-            j->rc = rc;
-            j->err = e;
+            r->rc = rc;
+            r->err = e;
         } else {
-            /* Writing under the lock keeps frames in order; the others compress meanwhile. */
-            rc = mfs_out_write(j->out, out, csize, &j->err);
-            if (rc)
-                j->rc = rc;
-            uint8_t *t = j->table + i * 12;
-            put32(t, (uint32_t)csize);
-            put32(t + 4, (uint32_t)len);
-            put32(t + 8, sum);
-            j->written++;
-            if (j->opts->progress)
-                j->opts->progress(j->opts->progress_user, off + len, j->in_size);
+            r->committed++;
         }
-        pthread_cond_broadcast(&j->turn);
+        pthread_cond_broadcast(&r->turn);
     }
-    pthread_cond_broadcast(&j->turn);
-    pthread_mutex_unlock(&j->mu);
-    ZSTD_freeCCtx(cctx);
-    free(in);
-    free(out);
+    pthread_cond_broadcast(&r->turn);
+    pthread_mutex_unlock(&r->mu);
+    if (state)
+        w->fini(state);
     return NULL;
+}
+
+int mfs_pack_run_ordered(const struct mfs_pack_ordered *w, mfs_err *err)
+{
+    struct ordered_run r = {.w = w};
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_cond_init(&r.turn, NULL);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned nt = w->threads ? w->threads : cpus > 0 ? (unsigned)cpus : 1;
+    if (nt > w->n)
+        nt = w->n ? (unsigned)w->n : 1;
+    pthread_t *th = calloc(nt, sizeof *th);
+    unsigned started = 0;
+    if (th)
+        for (; started < nt; started++)
+            if (pthread_create(&th[started], NULL, ordered_worker, &r) != 0)
+                break;
+    if (started == 0)
+        ordered_worker(&r); /* no threads: do it here */
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    free(th);
+    pthread_cond_destroy(&r.turn);
+    pthread_mutex_destroy(&r.mu);
+    if (r.rc)
+        *err = r.err;
+    return r.rc;
+}
+
+/* ---------------------------------------------------------------- seekable zstd */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+struct zst_job {
+    int in_fd;
+    const char *in_path;
+    uint64_t in_size, n_frames;
+    uint32_t chunk;
+    int level;
+    struct mfs_out *out;
+    const struct mfs_pack_opts *opts;
+    uint8_t *table; /* entries: u32 csize, u32 dsize, u32 checksum; written in frame order */
+};
+
+/* One worker's buffers and the frame it has just compressed. */
+struct zst_state {
+    ZSTD_CCtx *cctx;
+    size_t cap, len, csize;
+    uint8_t *in, *out;
+    uint32_t sum;
+};
+
+static void zst_fini(void *arg)
+{
+    struct zst_state *st = arg;
+    ZSTD_freeCCtx(st->cctx);
+    free(st->in);
+    free(st->out);
+    free(st);
+}
+
+static void *zst_init(void *ctx)
+{
+    const struct zst_job *j = ctx;
+    struct zst_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->cctx = ZSTD_createCCtx();
+    st->cap = ZSTD_compressBound(j->chunk);
+    st->in = malloc(j->chunk);
+    st->out = malloc(st->cap);
+    if (!st->cctx || !st->in || !st->out) {
+        zst_fini(st);
+        return NULL;
+    }
+    return st;
+}
+
+static int zst_encode(void *ctx, void *state, uint64_t i, mfs_err *e)
+{
+    const struct zst_job *j = ctx;
+    struct zst_state *st = state;
+    uint64_t off = i * j->chunk;
+    st->len = j->in_size - off < j->chunk ? (size_t)(j->in_size - off) : j->chunk;
+    int rc = mfs_pack_read_full(j->in_fd, st->in, st->len, off);
+    if (rc) {
+        mfs_err_set(e, "%s: read failed at offset %" PRIu64 ": %s", j->in_path, off, strerror(-rc));
+        return rc;
+    }
+    st->csize = ZSTD_compressCCtx(st->cctx, st->out, st->cap, st->in, st->len, j->level);
+    if (ZSTD_isError(st->csize)) {
+        mfs_err_set(e, "%s: compression failed: %s", j->in_path, ZSTD_getErrorName(st->csize));
+        return -EIO;
+    }
+    st->sum = (uint32_t)XXH64(st->in, st->len, 0);
+    return 0;
+}
+
+static int zst_commit(void *ctx, void *state, uint64_t i, mfs_err *e)
+{
+    const struct zst_job *j = ctx;
+    const struct zst_state *st = state;
+    int rc = mfs_out_write(j->out, st->out, st->csize, e);
+    if (rc)
+        return rc;
+    uint8_t *t = j->table + i * 12;
+    put32(t, (uint32_t)st->csize);
+    put32(t + 4, (uint32_t)st->len);
+    put32(t + 8, st->sum);
+    if (j->opts->progress)
+        j->opts->progress(j->opts->progress_user, i * j->chunk + st->len, j->in_size);
+    return 0;
 }
 
 static int pack_zst(int in_fd, const char *in_path, uint64_t in_size, struct mfs_out *out,
@@ -224,29 +299,12 @@ static int pack_zst(int in_fd, const char *in_path, uint64_t in_size, struct mfs
         mfs_err_set(err, "%s: out of memory", in_path);
         return -ENOMEM;
     }
-    pthread_mutex_init(&j.mu, NULL);
-    pthread_cond_init(&j.turn, NULL);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned nt = opts->threads ? opts->threads : cpus > 0 ? (unsigned)cpus : 1;
-    if (nt > j.n_frames)
-        nt = j.n_frames ? (unsigned)j.n_frames : 1;
-    pthread_t *th = calloc(nt, sizeof *th);
-    unsigned started = 0;
     uint8_t *entries = j.table;
     j.table = entries + 8; /* entries after the skippable frame header */
-    if (th)
-        for (; started < nt; started++)
-            if (pthread_create(&th[started], NULL, zst_worker, &j) != 0)
-                break;
-    if (started == 0)
-        zst_worker(&j); /* no threads: do it here */
-    for (unsigned i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    free(th);
-    int rc = j.rc;
-    if (rc) {
-        *err = j.err;
-    } else {
+    struct mfs_pack_ordered w = {.n = j.n_frames, .threads = opts->threads, .in_path = in_path, .ctx = &j,
+                                 .init = zst_init, .fini = zst_fini, .encode = zst_encode, .commit = zst_commit};
+    int rc = mfs_pack_run_ordered(&w, err);
+    if (!rc) {
         uint64_t content = j.n_frames * 12 + 9;
         put32(entries, 0x184D2A5E);
         put32(entries + 4, (uint32_t)content);
@@ -262,8 +320,6 @@ static int pack_zst(int in_fd, const char *in_path, uint64_t in_size, struct mfs
         res->frames = j.n_frames;
     }
     free(entries);
-    pthread_cond_destroy(&j.turn);
-    pthread_mutex_destroy(&j.mu);
     return rc;
 }
 
